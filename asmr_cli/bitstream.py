@@ -1,0 +1,205 @@
+"""The .asmr container: magic, version, header, payload, crc32 on each part.
+
+Layout (all integers little-endian; docs/format.md lists every field):
+
+    magic "ASMR" | version u8 | header_len u32 | header | header_crc u32
+    | payload_len u32 | payload | payload_crc u32
+
+The header holds everything needed to rebuild the architecture; the payload holds, for
+every parameter tensor in `Architecture.param_shapes()` order, its step sizes and its
+entropy-coded integers. Parsing never trusts a length: each one is checked against the
+bytes that remain and against fixed caps before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import entropy
+from .architecture import Architecture
+from .decomposition import MAX_BASE, Decomposition
+from .errors import AsmrError
+
+MAGIC = b"ASMR"
+VERSION = 1
+
+KIND_IMAGE, KIND_VIDEO = 0, 1
+MAX_DIMS = 3
+MAX_LEVELS = 16
+MAX_AXIS = 1 << 20
+MAX_SAMPLES = 1 << 34  # T*H*W declared by a header
+MAX_HIDDEN = 1024
+MAX_LATENT_DIM = 16
+MAX_CHANNELS = 4
+MAX_PARAMS = 1 << 26
+MAX_HEADER = 4096
+
+
+@dataclass
+class Header:
+    """What the decoder needs besides the weights. Sizes in signal order (T,) H, W."""
+
+    kind: int
+    sizes: tuple[int, ...]
+    channels: int
+    bit_depth: int
+    bases: tuple[tuple[int, ...], ...]
+    hidden: int
+    latent_dim: int
+    w0: float
+    fps_num: int = 0
+    fps_den: int = 1
+
+    @property
+    def architecture(self) -> Architecture:
+        return Architecture(Decomposition(self.sizes, self.bases), self.hidden, self.channels,
+                            self.latent_dim, self.w0)
+
+
+@dataclass
+class Tensor:
+    """One parameter tensor as stored: float32 step sizes and the coded integers."""
+
+    steps: np.ndarray
+    coded: entropy.CodedTensor
+
+
+@dataclass
+class AsmrFile:
+    header: Header
+    tensors: list[Tensor] = field(default_factory=list)
+
+
+# -- writing -----------------------------------------------------------------------------
+
+def _pack_header(h: Header) -> bytes:
+    dims = len(h.sizes)
+    levels = len(h.bases[0])
+    out = struct.pack("<BBBBB", h.kind, dims, h.channels, h.bit_depth, levels)
+    out += struct.pack(f"<{dims}I", *h.sizes)
+    for axis in h.bases:
+        out += struct.pack(f"<{levels}B", *axis)
+    out += struct.pack("<HBf", h.hidden, h.latent_dim, h.w0)
+    out += struct.pack("<II", h.fps_num, h.fps_den)
+    return out
+
+
+def _pack_tensor(t: Tensor) -> bytes:
+    c = t.coded
+    steps = np.ascontiguousarray(t.steps, dtype="<f4")
+    words = np.ascontiguousarray(c.words, dtype="<u4")
+    return (struct.pack("<I", steps.size) + steps.tobytes()
+            + struct.pack("<Biiff", c.model, c.lo, c.hi, c.mean, c.scale)
+            + struct.pack("<I", words.size) + words.tobytes())
+
+
+def dumps(f: AsmrFile) -> bytes:
+    header = _pack_header(f.header)
+    payload = b"".join(_pack_tensor(t) for t in f.tensors)
+    return (MAGIC + struct.pack("<BI", VERSION, len(header)) + header
+            + struct.pack("<I", zlib.crc32(header)) + struct.pack("<I", len(payload)) + payload
+            + struct.pack("<I", zlib.crc32(payload)))
+
+
+# -- reading -----------------------------------------------------------------------------
+
+class _Reader:
+    def __init__(self, data: bytes, what: str):
+        self.data, self.pos, self.what = data, 0, what
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise AsmrError(f"corrupt or truncated file: {self.what} ends early")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, fmt: str) -> tuple:
+        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt)))
+
+    def array(self, dtype: str, count: int, cap: int) -> np.ndarray:
+        if count > cap:
+            raise AsmrError(f"corrupt file: {self.what} declares {count} values (cap {cap})")
+        size = np.dtype(dtype).itemsize
+        return np.frombuffer(self.take(count * size), dtype=dtype).copy()
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise AsmrError(f"corrupt file: {msg}")
+
+
+def _parse_header(data: bytes) -> Header:
+    r = _Reader(data, "header")
+    kind, dims, channels, bit_depth, levels = r.unpack("BBBBB")
+    _check(kind in (KIND_IMAGE, KIND_VIDEO), f"unknown kind {kind}")
+    _check(1 <= dims <= MAX_DIMS, f"{dims} axes")
+    _check(1 <= channels <= MAX_CHANNELS, f"{channels} channels")
+    _check(bit_depth in (8, 16), f"bit depth {bit_depth}")
+    _check(2 <= levels <= MAX_LEVELS, f"{levels} levels")
+    sizes = r.unpack(f"{dims}I")
+    _check(all(1 <= s <= MAX_AXIS for s in sizes), f"axis sizes {sizes}")
+    bases = tuple(tuple(r.unpack(f"{levels}B")) for _ in range(dims))
+    for n, b in zip(sizes, bases):
+        _check(all(1 <= x <= MAX_BASE for x in b) and math.prod(b) >= n, f"bases {b} for axis {n}")
+        _check(math.prod(b) <= 2 * MAX_AXIS, "padded axis too large")
+    _check(math.prod(math.prod(b) for b in bases) <= MAX_SAMPLES, "too many samples")
+    hidden, latent_dim, w0 = r.unpack("HBf")
+    _check(1 <= hidden <= MAX_HIDDEN, f"hidden width {hidden}")
+    _check(latent_dim <= MAX_LATENT_DIM, f"latent size {latent_dim}")
+    _check(math.isfinite(w0) and 0 < w0 < 1e4, f"w0 {w0}")
+    fps_num, fps_den = r.unpack("II")
+    _check(fps_den > 0, "frame rate denominator 0")
+    _check(r.pos == len(data), "header has trailing bytes")
+    h = Header(kind, tuple(sizes), channels, bit_depth, bases, hidden, latent_dim, w0,
+               fps_num, fps_den)
+    _check(h.architecture.param_count() <= MAX_PARAMS, "too many parameters")
+    return h
+
+
+def _parse_payload(data: bytes, arch: Architecture) -> list[Tensor]:
+    from .quantize import step_groups
+
+    r = _Reader(data, "payload")
+    tensors = []
+    for name, shape in arch.param_shapes():
+        n_steps, = r.unpack("I")
+        _check(n_steps == step_groups(name, shape), f"{name}: {n_steps} step sizes")
+        steps = r.array("<f4", n_steps, MAX_PARAMS)
+        _check(bool(np.all(np.isfinite(steps))) and bool(np.all(steps > 0)), f"{name}: bad step sizes")
+        model, lo, hi, mean, scale = r.unpack("Biiff")
+        n_words, = r.unpack("I")
+        # a range coder needs at most a few words per symbol: anything more is corrupt
+        _check(n_words <= 4 * math.prod(shape) + 4, f"{name}: {n_words} words")
+        words = r.array("<u4", n_words, MAX_PARAMS)
+        tensors.append(Tensor(steps.astype(np.float32), entropy.CodedTensor(model, lo, hi, mean, scale,
+                                                                           words.astype(np.uint32))))
+    _check(r.pos == len(data), "payload has trailing bytes")
+    return tensors
+
+
+def loads(data: bytes) -> AsmrFile:
+    """Parse and validate a whole file; every failure is an AsmrError."""
+    r = _Reader(data, "file")
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise AsmrError("not an .asmr file (bad magic bytes)")
+    r.take(4)
+    version, header_len = r.unpack("BI")
+    if version != VERSION:
+        raise AsmrError(f"unsupported .asmr format version {version} (this build reads {VERSION})")
+    _check(header_len <= MAX_HEADER, f"header length {header_len}")
+    header_bytes = r.take(header_len)
+    crc, = r.unpack("I")
+    _check(zlib.crc32(header_bytes) == crc, "header checksum mismatch")
+    header = _parse_header(header_bytes)
+    payload_len, = r.unpack("I")
+    payload = r.take(payload_len)
+    crc, = r.unpack("I")
+    _check(zlib.crc32(payload) == crc, "payload checksum mismatch")
+    _check(r.pos == len(data), "trailing bytes after the payload")
+    return AsmrFile(header, _parse_payload(payload, header.architecture))

@@ -1,0 +1,174 @@
+"""Reading and writing rasters: the only module that knows file formats.
+
+Images come back as (H, W, C) uint8 or uint16 arrays, C in 1..4 (L, LA, RGB, RGBA), EXIF
+orientation applied. 16-bit colour PNGs, which Pillow reduces to 8 bits, are decoded with
+PyAV (FFmpeg's PNG decoder) and written with a small PNG writer.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AsmrError
+
+DEFAULT_MAX_PIXELS = 64_000_000
+IMAGE_WRITE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class Raster:
+    pixels: np.ndarray  # (H, W, C) uint8 or uint16
+    bit_depth: int
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+    @property
+    def channels(self) -> int:
+        return self.pixels.shape[2]
+
+    def as_float(self) -> np.ndarray:
+        """(C, H, W) float32 in [0, 1]."""
+        peak = 65535.0 if self.bit_depth == 16 else 255.0
+        return (self.pixels.astype(np.float32) / peak).transpose(2, 0, 1).copy()
+
+
+def check_input_path(path: Path) -> None:
+    if not path.exists():
+        raise AsmrError(f"{path}: no such file")
+    if path.is_dir():
+        raise AsmrError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise AsmrError(f"{path}: empty file")
+
+
+def _png_16bit_colour(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(29)
+    return (len(head) == 29 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+            and head[24] == 16 and head[25] in (2, 6))
+
+
+def _read_png16_av(path: Path) -> np.ndarray:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+            fmt = "rgba64le" if "a" in frame.format.name.replace("rgb", "") else "rgb48le"
+            return frame.to_ndarray(format=fmt)
+    except (av.FFmpegError, StopIteration, ValueError) as exc:
+        raise AsmrError(f"{path}: cannot decode 16-bit PNG ({exc})") from None
+
+
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Raster:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    check_input_path(path)
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise AsmrError(f"{path}: {w}x{h} is over the {max_pixels}-pixel limit "
+                                "(raise it with --max-pixels)")
+            if _png_16bit_colour(path):
+                return Raster(_read_png16_av(path).astype(np.uint16), 16)
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _from_pil(im, path)
+    except AsmrError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise AsmrError(f"{path}: image exceeds the {max_pixels}-pixel limit "
+                        "(raise it with --max-pixels)") from None
+    except UnidentifiedImageError:
+        raise AsmrError(f"{path}: not a recognised image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise AsmrError(f"{path}: cannot read image ({exc})") from None
+
+
+def _from_pil(im, path: Path) -> Raster:
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return Raster(np.asarray(im, dtype=np.uint16)[..., None], 16)
+    if mode == "I":
+        a = np.asarray(im)
+        if a.min() < 0 or a.max() > 65535:
+            raise AsmrError(f"{path}: 32-bit integer images are not supported")
+        return Raster(a.astype(np.uint16)[..., None], 16)
+    if mode == "F":
+        raise AsmrError(f"{path}: floating-point images are not supported")
+    if mode == "1":
+        im = im.convert("L")
+    elif mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV ...
+    a = np.asarray(im, dtype=np.uint8)
+    if a.ndim == 2:
+        a = a[..., None]
+    return Raster(a, 8)
+
+
+def _write_png16(path: Path, pixels: np.ndarray) -> None:
+    """16-bit PNG writer (Pillow cannot write 16-bit colour): filter 0 rows, zlib."""
+    h, w, c = pixels.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    rows = pixels.astype(">u2").reshape(h, w * c)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    with open(path, "wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 6))
+                 + chunk(b"IEND", b""))
+
+
+def write_image(path: Path, raster: Raster, quality: int = 95) -> None:
+    """Write by extension; the file appears atomically (temporary name, then rename)."""
+    from PIL import Image
+
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in IMAGE_WRITE_EXTS:
+        raise AsmrError(f"{path}: unsupported output type {ext or '(none)'} "
+                        f"(use one of {', '.join(sorted(IMAGE_WRITE_EXTS))})")
+    px = raster.pixels
+    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
+    try:
+        if raster.bit_depth == 16 and ext == ".png":
+            _write_png16(tmp, px)
+        else:
+            if raster.bit_depth == 16:  # formats without 16-bit support here: reduce
+                px = ((px.astype(np.uint32) + 128) // 257).astype(np.uint8)
+            if ext in (".jpg", ".jpeg") and px.shape[2] in (2, 4):
+                px = px[..., :-1]  # JPEG has no alpha
+            im = Image.fromarray(px[..., 0] if px.shape[2] == 1 else px,
+                                 mode={1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[px.shape[2]])
+            fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                   ".tif": "TIFF", ".tiff": "TIFF"}[ext]
+            kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+            im.save(tmp, format=fmt, **kwargs)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise AsmrError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()

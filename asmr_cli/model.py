@@ -1,0 +1,67 @@
+"""The ASMR network as a torch module, for training. The forward pass itself is the
+shared one in `synthesis` (the decoder runs the same code on numpy arrays)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .architecture import Architecture
+from .synthesis import Ops, render, render_blocked
+
+TORCH = Ops(sin=torch.sin, cos=torch.cos, permute=lambda x, dims: x.permute(*dims))
+
+MOD_INIT = 0.1
+ParamFn = Callable[[str, torch.Tensor], torch.Tensor]
+
+
+class ASMR(nn.Module):
+    def __init__(self, arch: Architecture):
+        super().__init__()
+        self.arch = arch
+        self.params = nn.ParameterDict()
+        w0 = arch.w0
+        for name, shape in arch.param_shapes():
+            t = torch.empty(shape)
+            if name.startswith("latent"):
+                nn.init.zeros_(t)
+            elif name == "layer0.weight":
+                nn.init.uniform_(t, -1.0 / arch.dims, 1.0 / arch.dims)
+            elif name.startswith("mod"):
+                # a tenth of SIREN's first-layer range: the full range makes the fine
+                # levels start as random per-digit phases and training seed-fragile
+                nn.init.uniform_(t, -MOD_INIT / arch.dims, MOD_INIT / arch.dims)
+            elif name.endswith(".weight"):
+                bound = math.sqrt(6.0 / shape[1]) / (w0 if not name.startswith("head") else 1.0)
+                nn.init.uniform_(t, -bound, bound)
+            elif name == "head.bias":
+                nn.init.constant_(t, 0.5)
+            else:
+                bound = 1.0 / math.sqrt(shape[0]) / w0
+                nn.init.uniform_(t, -bound, bound)
+            self.params[name.replace(".", "_")] = nn.Parameter(t)
+        dec = arch.decomposition
+        for level in range(dec.levels):
+            self.register_buffer(f"coords{level}", torch.from_numpy(dec.level_coords(level)),
+                                 persistent=False)
+
+    def named_tensors(self) -> dict[str, nn.Parameter]:
+        return {name: self.params[name.replace(".", "_")] for name, _ in self.arch.param_shapes()}
+
+    def _inputs(self, transform: ParamFn | None):
+        p = self.named_tensors()
+        if transform is not None:
+            p = {k: transform(k, v) for k, v in p.items()}
+        return p, [getattr(self, f"coords{i}") for i in range(self.arch.levels)]
+
+    def forward(self, transform: ParamFn | None = None) -> torch.Tensor:
+        """Render the padded grid: (channels, *padded sizes). `transform` maps each
+        parameter before use (fake quantisation during quantisation-aware training)."""
+        return render(TORCH, self.arch, *self._inputs(transform))
+
+    def forward_blocked(self, transform: ParamFn | None = None) -> torch.Tensor:
+        """The same output in blocked layout (P, channels, Q): no permute, for the loss."""
+        return render_blocked(TORCH, self.arch, *self._inputs(transform))

@@ -1,0 +1,115 @@
+"""The ASMR forward pass in its activation-sharing form, written once for two array
+libraries: torch (training, with autograd) and numpy (decoding, no torch import).
+
+Layer i runs on the C_i coarse cells only; its output is repeated over the next level's
+digits and the level's modulation table is tiled across it. The last level is never
+materialised as (N x hidden): with a the coarse pre-activation and m the last
+modulation, head(sin(a + m)) = head(sin a * cos m) + head(cos a * sin m), two matrix
+products (method note, section 4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .architecture import Architecture
+
+Array = Any  # numpy.ndarray or torch.Tensor
+
+
+@dataclass(frozen=True)
+class Ops:
+    """The few operations that differ in name between numpy and torch."""
+
+    sin: Callable[[Array], Array]
+    cos: Callable[[Array], Array]
+    permute: Callable[[Array, list[int]], Array]
+
+
+NUMPY = Ops(sin=np.sin, cos=np.cos, permute=lambda x, axes: np.transpose(x, axes))
+
+
+def upsample_add(coarse: Array, table: Array) -> Array:
+    """Repeat each coarse cell over the next level's digits and add the level's table.
+    coarse: (*grid, hid); table: (*bases, hid) -> (*(grid*bases), hid), raster order."""
+    d = coarse.ndim - 1
+    hid = coarse.shape[-1]
+    c_shape, t_shape, out = [], [], []
+    for g, b in zip(coarse.shape[:d], table.shape[:d]):
+        c_shape += [g, 1]
+        t_shape += [1, b]
+        out.append(g * b)
+    return (coarse.reshape(*c_shape, hid) + table.reshape(*t_shape, hid)).reshape(*out, hid)
+
+
+def last_level(ops: Ops, a: Array, m: Array, head_w: Array, head_b: Array) -> Array:
+    """head(sin(a_p + m_q)) for every coarse cell p and last-level digit q, in blocked
+    layout (P, channels, Q), without the (N x hidden) tensor:
+    out[p, c, q] = sum_h sin a[p,h] W[c,h] cos m[q,h] + cos a[p,h] W[c,h] sin m[q,h],
+    one (P, 2 hid) x (2 hid, channels * Q) product. a: (P, hid), m: (Q, hid)."""
+    ch, q = head_w.shape[0], m.shape[0]
+    kc = (head_w[:, None, :] * ops.cos(m)[None]).reshape(ch * q, -1)  # (ch*Q, hid)
+    ks = (head_w[:, None, :] * ops.sin(m)[None]).reshape(ch * q, -1)
+    out = ops.sin(a) @ kc.T + ops.cos(a) @ ks.T
+    return out.reshape(-1, ch, q) + head_b.reshape(1, ch, 1)
+
+
+def to_raster(ops: Ops, blocked: Array, grid: tuple[int, ...], bases: tuple[int, ...]) -> Array:
+    """(P, ch, Q) blocked layout -> (ch, *padded) raster; P = prod(grid), Q = prod(bases)."""
+    d = len(grid)
+    ch = blocked.shape[1]
+    x = blocked.reshape(*grid, ch, *bases)
+    perm = [d] + [v for i in range(d) for v in (i, d + 1 + i)]  # (ch, g0, b0, g1, b1, ..)
+    return ops.permute(x, perm).reshape(ch, *[g * b for g, b in zip(grid, bases)])
+
+
+def to_blocked(ops: Ops, raster: Array, grid: tuple[int, ...], bases: tuple[int, ...]) -> Array:
+    """Inverse of `to_raster`: (ch, *padded) -> (P, ch, Q)."""
+    d = len(grid)
+    ch = raster.shape[0]
+    x = raster.reshape(ch, *[v for g, b in zip(grid, bases) for v in (g, b)])
+    perm = [1 + 2 * i for i in range(d)] + [0] + [2 + 2 * i for i in range(d)]
+    return ops.permute(x, perm).reshape(-1, ch, math.prod(bases))
+
+
+def linear(x: Array, w: Array, b: Array | None = None) -> Array:
+    y = x @ w.T
+    return y if b is None else y + b
+
+
+def render_blocked(ops: Ops, arch: Architecture, p: dict[str, Array], coords: list[Array]) -> Array:
+    """Evaluate the network on its whole padded grid in blocked layout (P, channels, Q)."""
+    w0 = arch.w0
+    h = coords[0]
+    hid = arch.hidden
+    for i in range(arch.levels - 1):
+        pre = linear(h, p[f"layer{i}.weight"], p[f"layer{i}.bias"])
+        if arch.latent_dim:
+            pre = pre + linear(p[f"latent{i}"], p[f"proj{i}.weight"])
+        mod = linear(coords[i + 1], p[f"mod{i}.weight"])
+        if i < arch.levels - 2:
+            h = ops.sin(w0 * upsample_add(pre, mod))
+        else:
+            return last_level(ops, w0 * pre.reshape(-1, hid), w0 * mod.reshape(-1, hid),
+                              p["head.weight"], p["head.bias"])
+    raise AssertionError("unreachable: an architecture has at least 2 levels")
+
+
+def render(ops: Ops, arch: Architecture, p: dict[str, Array], coords: list[Array]) -> Array:
+    """Evaluate the network on its whole padded grid: (channels, *padded sizes)."""
+    dec = arch.decomposition
+    return to_raster(ops, render_blocked(ops, arch, p, coords), dec.grid(dec.levels - 2),
+                     dec.level_bases(dec.levels - 1))
+
+
+def render_numpy(arch: Architecture, params: dict[str, np.ndarray]) -> np.ndarray:
+    """The decoder's path: float32 numpy, no torch."""
+    dec = arch.decomposition
+    coords = [dec.level_coords(i) for i in range(dec.levels)]
+    p = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+    return render(NUMPY, arch, p, coords).astype(np.float32, copy=False)

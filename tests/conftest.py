@@ -1,0 +1,41 @@
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+
+
+@pytest.fixture
+def sample_rgb():
+    from asmr_cli.media import read_image
+
+    return read_image(SAMPLES / "kodim08_small.png")
+
+
+def per_pixel_reference(arch, params):
+    """Plain evaluation: every sample through every layer (the paper's reference form)."""
+    from asmr_cli.decomposition import digits, normalised_digits
+
+    dec = arch.decomposition
+    grids = [np.indices(dec.padded).reshape(dec.dims, -1).T]  # (N, dims) sample indices
+    idx = grids[0]
+    L, w0 = dec.levels, arch.w0
+    dig = [digits(idx[:, a], dec.bases[a]) for a in range(dec.dims)]  # per axis (N, L)
+
+    def coords(level):
+        return np.stack([normalised_digits(dec.bases[a][level])[dig[a][:, level]]
+                         for a in range(dec.dims)], axis=-1)
+
+    h = coords(0)
+    for i in range(L - 1):
+        pre = h @ params[f"layer{i}.weight"].T + params[f"layer{i}.bias"]
+        if arch.latent_dim:
+            cell = tuple(idx[:, a] // math.prod(dec.bases[a][i + 1:]) for a in range(dec.dims))
+            pre = pre + params[f"latent{i}"][cell] @ params[f"proj{i}.weight"].T
+        pre = pre + coords(i + 1) @ params[f"mod{i}.weight"].T
+        h = np.sin(w0 * pre)
+    out = h @ params["head.weight"].T + params["head.bias"]
+    return out.T.reshape(arch.channels, *dec.padded)
