@@ -148,17 +148,24 @@ def decode(
     input: Path = typer.Argument(..., help=".asmr file."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output image (.png .jpg .webp .tif)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
+    size: Optional[str] = typer.Option(None, "--size", help="Render at WIDTHxHEIGHT, e.g. 1536x1024."),
+    scale: Optional[float] = typer.Option(None, "--scale", help="Render at this scale, e.g. 2 or 0.25."),
+    width: Optional[int] = typer.Option(None, "--width", help="Render this wide (aspect kept)."),
+    height: Optional[int] = typer.Option(None, "--height", help="Render this high (aspect kept)."),
+    region: Optional[str] = typer.Option(None, "--region", help="Render only X,Y,WIDTH,HEIGHT of the output."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
-    """Rebuild the network and render the image."""
-    from .codec import decode_bytes
+    """Rebuild the network and render the image (at any size, or only a region)."""
+    from .codec import render_image
     from .media import write_image
+    from .resample import parse_region, parse_size
 
     start = time.perf_counter()
     try:
         out = _output_path(input, output, ".png")
         _refuse_overwrite(out, force)
-        raster = decode_bytes(_read_file(input))
+        raster = render_image(_read_file(input), parse_size(size) if size is not None else None, scale,
+                              width, height, parse_region(region) if region is not None else None)
         write_image(out, raster)
     except AsmrError as exc:
         _fail(exc)

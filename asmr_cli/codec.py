@@ -129,6 +129,26 @@ def decode_bytes(data: bytes) -> Raster:
     return to_raster(render_numpy(arch, params), f.header.sizes, f.header.bit_depth)
 
 
+def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float | None = None,
+                 width: int | None = None, height: int | None = None,
+                 region: tuple[int, int, int, int] | None = None) -> Raster:
+    """Decode at any resolution -- size (width, height), scale, or width / height with the
+    aspect kept -- and, with region (x, y, width, height) in output pixels, only that part,
+    at a cost that follows the region. Off the native grid the network itself is sampled
+    (docs/any-resolution.md); on it, a region is the exact crop of the whole."""
+    from .resample import check_region, output_size, render
+
+    f = bitstream.loads(data)
+    if f.header.kind != bitstream.KIND_IMAGE:
+        raise AsmrError("this file holds a video; images only in this build")
+    arch, params = unpack(f)
+    h, w = f.header.sizes
+    ow, oh = output_size(w, h, size, scale, width, height)
+    x, y, rw, rh = check_region(region, ow, oh)
+    out = render(arch, params, (oh, ow), (y, x), (y + rh, x + rw))
+    return to_raster(out, (rh, rw), f.header.bit_depth)
+
+
 def describe(h: bitstream.Header, nbytes: int) -> dict:
     """The stats that follow from the header and the file size alone."""
     arch = h.architecture
