@@ -24,6 +24,7 @@ from . import entropy
 from .architecture import Architecture
 from .decomposition import MAX_BASE, Decomposition
 from .errors import AsmrError
+from .quantize import step_codes, step_groups, step_values
 
 MAGIC = b"ASMR"
 VERSION = 1
@@ -89,21 +90,49 @@ def _pack_header(h: Header) -> bytes:
     return out
 
 
-def _pack_tensor(t: Tensor) -> bytes:
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _zigzag(v: int) -> int:
+    return 2 * v if v >= 0 else -2 * v - 1
+
+
+def _unzigzag(u: int) -> int:
+    return u // 2 if u % 2 == 0 else -(u + 1) // 2
+
+
+def pack_tensor(t: Tensor) -> bytes:
+    """step codes (u8 per group) | model u8 | lo zigzag-varint | hi-lo varint
+    | [2*mean zigzag-varint | scale f16] | word count varint | words u32."""
     c = t.coded
-    steps = np.ascontiguousarray(t.steps, dtype="<f4")
+    out = step_codes(t.steps).tobytes() + struct.pack("<B", c.model)
+    out += _varint(_zigzag(c.lo)) + _varint(c.hi - c.lo)
+    if c.model != entropy.CONSTANT:
+        out += _varint(_zigzag(int(round(2 * c.mean)))) + struct.pack("<e", c.scale)
     words = np.ascontiguousarray(c.words, dtype="<u4")
-    return (struct.pack("<I", steps.size) + steps.tobytes()
-            + struct.pack("<Biiff", c.model, c.lo, c.hi, c.mean, c.scale)
-            + struct.pack("<I", words.size) + words.tobytes())
+    return out + _varint(words.size) + words.tobytes()
 
 
 def dumps(f: AsmrFile) -> bytes:
     header = _pack_header(f.header)
-    payload = b"".join(_pack_tensor(t) for t in f.tensors)
+    payload = b"".join(pack_tensor(t) for t in f.tensors)
     return (MAGIC + struct.pack("<BI", VERSION, len(header)) + header
             + struct.pack("<I", zlib.crc32(header)) + struct.pack("<I", len(payload)) + payload
             + struct.pack("<I", zlib.crc32(payload)))
+
+
+def overhead(header: Header) -> int:
+    """Bytes of a file with this header and an empty payload."""
+    return len(dumps(AsmrFile(header, [])))
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -122,6 +151,17 @@ class _Reader:
     def unpack(self, fmt: str) -> tuple:
         return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt)))
 
+    def varint(self) -> int:
+        v, shift = 0, 0
+        while True:
+            byte = self.take(1)[0]
+            v |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return v
+            shift += 7
+            if shift > 63:
+                raise AsmrError(f"corrupt file: over-long number in {self.what}")
+
     def array(self, dtype: str, count: int, cap: int) -> np.ndarray:
         if count > cap:
             raise AsmrError(f"corrupt file: {self.what} declares {count} values (cap {cap})")
@@ -139,6 +179,7 @@ def _parse_header(data: bytes) -> Header:
     kind, dims, channels, bit_depth, levels = r.unpack("BBBBB")
     _check(kind in (KIND_IMAGE, KIND_VIDEO), f"unknown kind {kind}")
     _check(1 <= dims <= MAX_DIMS, f"{dims} axes")
+    _check(dims == (2 if kind == KIND_IMAGE else 3), f"{dims} axes for {'an image' if kind == KIND_IMAGE else 'a video'}")
     _check(1 <= channels <= MAX_CHANNELS, f"{channels} channels")
     _check(bit_depth in (8, 16), f"bit depth {bit_depth}")
     _check(2 <= levels <= MAX_LEVELS, f"{levels} levels")
@@ -163,22 +204,25 @@ def _parse_header(data: bytes) -> Header:
 
 
 def _parse_payload(data: bytes, arch: Architecture) -> list[Tensor]:
-    from .quantize import step_groups
-
     r = _Reader(data, "payload")
     tensors = []
     for name, shape in arch.param_shapes():
-        n_steps, = r.unpack("I")
-        _check(n_steps == step_groups(name, shape), f"{name}: {n_steps} step sizes")
-        steps = r.array("<f4", n_steps, MAX_PARAMS)
-        _check(bool(np.all(np.isfinite(steps))) and bool(np.all(steps > 0)), f"{name}: bad step sizes")
-        model, lo, hi, mean, scale = r.unpack("Biiff")
-        n_words, = r.unpack("I")
+        steps = step_values(r.array("u1", step_groups(name, shape), MAX_PARAMS))
+        model, = r.unpack("B")
+        _check(model in (entropy.CONSTANT, entropy.LAPLACE, entropy.GAUSSIAN), f"{name}: entropy model {model}")
+        lo = _unzigzag(r.varint())
+        span = r.varint()
+        _check(abs(lo) < 2**31 and span <= entropy.MAX_SYMBOL_RANGE, f"{name}: symbol range")
+        mean, scale = 0.0, 0.0
+        if model != entropy.CONSTANT:
+            mean = _unzigzag(r.varint()) / 2
+            scale, = r.unpack("e")
+        n_words = r.varint()
         # a range coder needs at most a few words per symbol: anything more is corrupt
         _check(n_words <= 4 * math.prod(shape) + 4, f"{name}: {n_words} words")
         words = r.array("<u4", n_words, MAX_PARAMS)
-        tensors.append(Tensor(steps.astype(np.float32), entropy.CodedTensor(model, lo, hi, mean, scale,
-                                                                           words.astype(np.uint32))))
+        tensors.append(Tensor(steps, entropy.CodedTensor(model, lo, lo + span, float(mean), float(scale),
+                                                         words.astype(np.uint32))))
     _check(r.pos == len(data), "payload has trailing bytes")
     return tensors
 

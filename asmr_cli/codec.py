@@ -13,12 +13,13 @@ import numpy as np
 
 from . import bitstream, entropy
 from .architecture import Architecture
-from .decomposition import Decomposition, auto_bases, parse_bases
+from .decomposition import Decomposition, auto_bases, levels_for, parse_bases
 from .errors import AsmrError
 from .media import DEFAULT_MAX_PIXELS, Raster, read_image
 from .metrics import macs_per_pixel, psnr, siren_macs_per_pixel, ssim
 from .presets import DEFAULT_PRESET, PRESETS
-from .quantize import QuantConfig, dequantize, quantize
+from .quantize import dequantize, quantize
+from .ratecontrol import coded_size, hidden_for, search_steps, target_for
 from .synthesis import render_numpy
 
 
@@ -31,6 +32,9 @@ class EncodeOptions:
     levels: int | None = None
     iters: int | None = None
     time_limit: float | None = None
+    bpp: float | None = None
+    size: int | None = None
+    quality: float | None = None
     seed: int = 0
     device: str = "auto"
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -42,15 +46,16 @@ class EncodeResult:
     stats: dict
 
 
-def _architecture(sizes: tuple[int, ...], channels: int, opts: EncodeOptions) -> Architecture:
+def _architecture(sizes: tuple[int, ...], channels: int, opts: EncodeOptions,
+                  budget_bytes: int) -> Architecture:
     if opts.preset not in PRESETS:
         raise AsmrError(f"--preset {opts.preset}: expected one of {', '.join(PRESETS)}")
     p = PRESETS[opts.preset]
     if opts.bases:
         dec = parse_bases(opts.bases, sizes)
     else:
-        dec = auto_bases(sizes, levels=opts.levels or p.levels)
-    hidden = opts.hidden or p.hidden
+        dec = auto_bases(sizes, levels=opts.levels or levels_for(sizes, p.levels))
+    hidden = opts.hidden or hidden_for(budget_bytes, dec.levels)
     if not 1 <= hidden <= bitstream.MAX_HIDDEN:
         raise AsmrError(f"--hidden {hidden}: expected 1..{bitstream.MAX_HIDDEN}")
     k = p.latent_dim if opts.latent_dim is None else opts.latent_dim
@@ -59,20 +64,54 @@ def _architecture(sizes: tuple[int, ...], channels: int, opts: EncodeOptions) ->
     return Architecture(dec, hidden, channels, k)
 
 
+def _header(arch: Architecture, kind: int, bit_depth: int, fps: tuple[int, int] = (0, 1)) -> bitstream.Header:
+    dec = arch.decomposition
+    return bitstream.Header(kind, dec.sizes, arch.channels, bit_depth, dec.bases, arch.hidden,
+                            arch.latent_dim, arch.w0, *fps)
+
+
 def pack(arch: Architecture, params: dict[str, np.ndarray], steps: dict[str, np.ndarray],
          kind: int, bit_depth: int, fps: tuple[int, int] = (0, 1)) -> bytes:
     """Quantise every tensor with its steps, entropy-code it, and build the file."""
-    dec = arch.decomposition
-    header = bitstream.Header(kind, dec.sizes, arch.channels, bit_depth, dec.bases, arch.hidden,
-                              arch.latent_dim, arch.w0, *fps)
     tensors = []
     for name, _ in arch.param_shapes():
         q = quantize(params[name], steps[name])
         tensors.append(bitstream.Tensor(steps[name], entropy.encode(q)))
-    return bitstream.dumps(bitstream.AsmrFile(header, tensors))
+    return bitstream.dumps(bitstream.AsmrFile(_header(arch, kind, bit_depth, fps), tensors))
 
 
-def unpack(f: bitstream.AsmrFile) -> tuple[Architecture, dict[str, np.ndarray]]:
+DECODE_WORK_PER_SAMPLE = 1024  # floats of coarse activations (cells x hidden) per declared sample
+DECODE_MACS_PER_SAMPLE = 1 << 18
+DECODE_PADDING = 8  # padded samples per declared sample (automatic bases pad a few percent)
+DECODE_SLACK = 1 << 20  # what any small file may use whatever its size
+
+
+def check_decodable(h: bitstream.Header, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse, from the header alone and before any entropy decoding, a file whose decoding
+    would not fit: more samples than max_pixels (the encoder's limit too), or padding,
+    activations or MACs out of proportion to the samples. A small network can describe a
+    huge image, so these caps follow the declared size, not the file size."""
+    samples = math.prod(h.sizes)
+    if samples > max_pixels:
+        shape = "x".join(str(s) for s in reversed(h.sizes[-2:]))
+        frames = f"{h.sizes[0]} frames of " if len(h.sizes) == 3 else ""
+        raise AsmrError(f"the file declares {frames}{shape} = {samples} samples, over the {max_pixels}-pixel "
+                        "limit (raise it with --max-pixels)")
+    arch = h.architecture
+    dec = arch.decomposition
+    padded = math.prod(dec.padded)
+    coarse = dec.cells(dec.levels - 2) * (arch.hidden + arch.latent_dim)
+    limit = DECODE_WORK_PER_SAMPLE * samples + DECODE_SLACK
+    if padded > DECODE_PADDING * samples + DECODE_SLACK or coarse > limit:
+        raise AsmrError(f"its bases pad {samples} samples to {padded} with {dec.cells(dec.levels - 2)} coarse "
+                        f"cells of width {arch.hidden}: too much work to decode")
+    if macs_per_pixel(arch) * padded > DECODE_MACS_PER_SAMPLE * samples + (1 << 30):
+        raise AsmrError(f"a network of {arch.param_count()} parameters is too costly to render "
+                        f"{samples} samples")
+
+
+def unpack(f: bitstream.AsmrFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Architecture, dict[str, np.ndarray]]:
+    check_decodable(f.header, max_pixels)
     arch = f.header.architecture
     params = {}
     for (name, shape), t in zip(arch.param_shapes(), f.tensors):
@@ -93,9 +132,9 @@ def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeR
     from .fit import FitConfig, fit, resolve_device
 
     start = time.perf_counter()
-    preset = PRESETS.get(opts.preset)
-    arch = _architecture((raster.height, raster.width), raster.channels, opts)
-    assert preset is not None
+    target = target_for(raster.height * raster.width, opts.bpp, opts.size, opts.quality)
+    arch = _architecture((raster.height, raster.width), raster.channels, opts, target.budget_bytes)
+    preset = PRESETS[opts.preset]
     iters = opts.iters if opts.iters is not None else preset.iters
     if iters < 1:
         raise AsmrError("--iters must be at least 1")
@@ -103,16 +142,26 @@ def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeR
         raise AsmrError("--time-limit must be positive")
     cfg = FitConfig(iters=iters, lr=preset.lr, time_limit=opts.time_limit, seed=opts.seed,
                     device=resolve_device(opts.device))
-    quant = QuantConfig(preset.weight_bits, preset.latent_bits)
-    result = fit(arch, raster.as_float(), quant, cfg, progress)
-    data = pack(arch, result.params, result.steps, bitstream.KIND_IMAGE, raster.bit_depth)
+    header = _header(arch, bitstream.KIND_IMAGE, raster.bit_depth)
+    payload_budget = target.budget_bytes - bitstream.overhead(header)
+
+    def policy(params, sens):
+        return search_steps(params, sens, payload_budget)[0]
+
+    result = fit(arch, raster.as_float(), policy, cfg, progress)
+    steps = result.steps
+    size = coded_size(result.params, steps)
+    if size > payload_budget or (target.bpp is not None and size < 0.97 * payload_budget):
+        # fine-tuning moved the weights: re-fit the steps to the budget
+        steps, size = search_steps(result.params, result.sensitivity, payload_budget)
+    data = pack(arch, result.params, steps, bitstream.KIND_IMAGE, raster.bit_depth)
     decoded = decode_bytes(data)
     seconds = time.perf_counter() - start
-    stats = describe(bitstream.loads(data).header, len(data))
+    stats = describe(header, len(data))
+    unquantised = to_raster(render_numpy(arch, result.params), arch.decomposition.sizes, raster.bit_depth)
     stats.update(encode_seconds=round(seconds, 3), iterations=result.iterations,
-                 psnr=round(_psnr(raster, decoded), 3),
-                 psnr_unquantised=round(_psnr(raster, to_raster(
-                     render_numpy(arch, result.params), arch.decomposition.sizes, raster.bit_depth)), 3))
+                 psnr=round(_psnr(raster, decoded), 3), psnr_unquantised=round(_psnr(raster, unquantised), 3),
+                 target_bytes=target.budget_bytes, target_bpp=target.bpp)
     return EncodeResult(data, stats)
 
 
@@ -121,17 +170,18 @@ def encode_image(path: Path, opts: EncodeOptions | None = None, progress=None) -
     return encode_raster(read_image(Path(path), opts.max_pixels), opts, progress)
 
 
-def decode_bytes(data: bytes) -> Raster:
+def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Raster:
     f = bitstream.loads(data)
     if f.header.kind != bitstream.KIND_IMAGE:
         raise AsmrError("this file holds a video; images only in this build")
-    arch, params = unpack(f)
+    arch, params = unpack(f, max_pixels)
     return to_raster(render_numpy(arch, params), f.header.sizes, f.header.bit_depth)
 
 
 def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float | None = None,
                  width: int | None = None, height: int | None = None,
-                 region: tuple[int, int, int, int] | None = None) -> Raster:
+                 region: tuple[int, int, int, int] | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Raster:
     """Decode at any resolution -- size (width, height), scale, or width / height with the
     aspect kept -- and, with region (x, y, width, height) in output pixels, only that part,
     at a cost that follows the region. Off the native grid the network itself is sampled
@@ -141,7 +191,7 @@ def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float 
     f = bitstream.loads(data)
     if f.header.kind != bitstream.KIND_IMAGE:
         raise AsmrError("this file holds a video; images only in this build")
-    arch, params = unpack(f)
+    arch, params = unpack(f, max_pixels)
     h, w = f.header.sizes
     ow, oh = output_size(w, h, size, scale, width, height)
     x, y, rw, rh = check_region(region, ow, oh)
@@ -192,3 +242,176 @@ def read_stats(data: bytes, ref: Path | None = None, max_pixels: int = DEFAULT_M
 
 __all__ = ["EncodeOptions", "EncodeResult", "encode_image", "encode_raster", "decode_bytes",
            "read_stats", "Decomposition"]
+
+
+# -- video (T, H, W): the same engine, a time axis with its own bases -------------------------
+
+VIDEO_CHUNK_SAMPLES = 2_000_000  # samples rendered at once when decoding a clip
+VIDEO_QUALITY_SCALE = 1 / 8  # -q for a clip: a video needs far fewer bits per sample than an image
+
+
+def video_bases(sizes: tuple[int, int, int], levels: int, time_last: int, space_last: int) -> Decomposition:
+    """(T, H, W) bases: the last time base fixed at `time_last` (so the finest latent grid
+    has that many frames per cell), the coarser time levels and both space axes automatic."""
+    t = sizes[0]
+    if t <= 1:
+        tb: tuple[int, ...] = (1,) * levels
+    else:
+        f = max(1, min(time_last, t))
+        rest = -(-t // f)
+        tb = (auto_bases((rest,), levels=levels - 1).bases[0] if rest > 1 else (1,) * (levels - 1)) + (f,)
+    return Decomposition(tuple(sizes), (tb, *auto_bases(tuple(sizes[1:]), levels, space_last).bases))
+
+
+def _video_preset(opts: EncodeOptions):
+    from .presets import VIDEO_PRESETS
+
+    if opts.preset not in VIDEO_PRESETS:
+        raise AsmrError(f"--preset {opts.preset}: expected one of {', '.join(VIDEO_PRESETS)}")
+    return VIDEO_PRESETS[opts.preset]
+
+
+def _video_architecture(sizes: tuple[int, int, int], channels: int, opts: EncodeOptions,
+                        budget_bytes: int) -> Architecture:
+    """The preset's network, narrowed when the byte budget cannot pay for its width."""
+    p = _video_preset(opts)
+    # small frames need fewer levels: each level beyond the split is a set of wasted tensors
+    levels = opts.levels or min(p.levels, 2 + max(1, math.ceil(math.log2(max(sizes[1:]) / p.space_last))))
+    if levels < 2 or levels > bitstream.MAX_LEVELS:
+        raise AsmrError(f"--levels {levels}: expected 2..{bitstream.MAX_LEVELS}")
+    dec = parse_bases(opts.bases, sizes) if opts.bases else video_bases(sizes, levels, p.time_last, p.space_last)
+    hidden = opts.hidden or min(p.hidden, hidden_for(budget_bytes, dec.levels))
+    if not 1 <= hidden <= bitstream.MAX_HIDDEN:
+        raise AsmrError(f"--hidden {hidden}: expected 1..{bitstream.MAX_HIDDEN}")
+    k = p.latent_dim if opts.latent_dim is None else opts.latent_dim
+    if not 0 <= k <= bitstream.MAX_LATENT_DIM:
+        raise AsmrError(f"--latent-dim {k}: expected 0..{bitstream.MAX_LATENT_DIM}")
+    return Architecture(dec, hidden, channels, k)
+
+
+def _min_payload(arch: Architecture) -> int:
+    """Bytes below which a payload of this network is noise: each tensor's entropy model
+    and step sizes, plus about two bits a value. Tiny clips get at least this much."""
+    from .quantize import step_groups
+
+    return sum(29 + 4 * step_groups(n, s) + math.prod(s) // 4 for n, s in arch.param_shapes())
+
+
+def _fps_pair(fps) -> tuple[int, int]:
+    from fractions import Fraction
+
+    f = Fraction(fps).limit_denominator(1 << 20) if fps else Fraction(0)
+    return (int(f.numerator), int(f.denominator)) if f > 0 else (0, 1)
+
+
+def encode_clip(clip, opts: EncodeOptions | None = None, progress=None) -> EncodeResult:
+    """Fit one network to a whole clip ((T, H, W, 3) uint8 frames) and pack it."""
+    from .fit import FitConfig, fit, resolve_device
+    from .ratecontrol import quality_to_bpp
+    from .video import frame_psnr
+
+    opts = opts or EncodeOptions()
+    start = time.perf_counter()
+    p = _video_preset(opts)
+    sizes = (clip.count, clip.height, clip.width)
+    quality_bpp = None if opts.quality is None else quality_to_bpp(opts.quality) * VIDEO_QUALITY_SCALE
+    bpp = opts.bpp if opts.bpp is not None else quality_bpp
+    if bpp is None and opts.size is None:
+        bpp = p.bpp
+    target = target_for(math.prod(sizes), bpp, opts.size, None)
+    arch = _video_architecture(sizes, clip.channels, opts, target.budget_bytes)
+    iters = opts.iters if opts.iters is not None else p.iters
+    if iters < 1:
+        raise AsmrError("--iters must be at least 1")
+    if opts.time_limit is not None and opts.time_limit <= 0:
+        raise AsmrError("--time-limit must be positive")
+    cfg = FitConfig(iters=iters, lr=p.lr, time_limit=opts.time_limit, seed=opts.seed,
+                    device=resolve_device(opts.device))
+    fps = _fps_pair(clip.fps)
+    header = _header(arch, bitstream.KIND_VIDEO, 8, fps)
+    payload_budget = max(target.budget_bytes - bitstream.overhead(header), _min_payload(arch))
+
+    def policy(params, sens):
+        return search_steps(params, sens, payload_budget)[0]
+
+    result = fit(arch, clip.as_float(), policy, cfg, progress)
+    steps = result.steps
+    size = coded_size(result.params, steps)
+    if size > payload_budget or (target.bpp is not None and size < 0.97 * payload_budget):
+        steps, size = search_steps(result.params, result.sensitivity, payload_budget)
+    data = pack(arch, result.params, steps, bitstream.KIND_VIDEO, 8, fps)
+    decoded = decode_video(data)
+    unquantised = render_frames(arch, result.params, 0, clip.count)
+    stats = describe(header, len(data))
+    stats.update(encode_seconds=round(time.perf_counter() - start, 3), iterations=result.iterations,
+                 psnr=round(float(np.mean(frame_psnr(clip.frames, decoded.frames))), 3),
+                 psnr_unquantised=round(float(np.mean(frame_psnr(clip.frames, unquantised))), 3),
+                 target_bytes=target.budget_bytes, target_bpp=target.bpp)
+    return EncodeResult(data, stats)
+
+
+def render_frames(arch: Architecture, params: dict[str, np.ndarray], start: int, end: int) -> np.ndarray:
+    """Frames [start, end) as (n, H, W, C) uint8, rendering only the coarse time cells that
+    cover them, a few at a time (at most VIDEO_CHUNK_SAMPLES samples of float output)."""
+    from .synthesis import NUMPY, coarse, last_level
+    from .synthesis import to_raster as blocked_to_raster
+
+    dec = arch.decomposition
+    levels, hid = dec.levels, arch.hidden
+    _, height, width = dec.sizes
+    p = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+    a, m = coarse(NUMPY, arch, p, [dec.level_coords(i) for i in range(levels)])
+    grid, bases = dec.grid(levels - 2), dec.level_bases(levels - 1)
+    a = a.reshape(grid[0], -1, hid)  # (time cells, space cells, hid)
+    tb = bases[0]
+    first, last = start // tb, -(-end // tb)
+    per_cell = math.prod(grid[1:]) * math.prod(bases)
+    chunk = max(1, VIDEO_CHUNK_SAMPLES // per_cell)
+    out = np.empty((end - start, height, width, arch.channels), np.uint8)
+    for c in range(first, last, chunk):
+        e = min(last, c + chunk)
+        blocked = last_level(NUMPY, a[c:e].reshape(-1, hid), m, p["head.weight"], p["head.bias"])
+        frames = blocked_to_raster(NUMPY, blocked, (e - c, *grid[1:]), bases)  # (C, (e-c)*tb, Hp, Wp)
+        lo, hi = max(start, c * tb), min(end, e * tb)
+        part = frames[:, lo - c * tb:hi - c * tb, :height, :width]
+        out[lo - start:hi - start] = np.clip(np.rint(np.moveaxis(part, 0, -1) * 255.0), 0, 255)
+    return out
+
+
+def decode_video(data: bytes, frames=None, max_pixels: int | None = None):
+    """A clip from .asmr bytes; `frames` (a video.FrameRange) renders only that range."""
+    from fractions import Fraction
+
+    from .video import DEFAULT_MAX_SAMPLES, Clip, FrameRange
+
+    f = bitstream.loads(data)
+    if f.header.kind != bitstream.KIND_VIDEO:
+        raise AsmrError("this file holds an image, not a video (decode it to .png)")
+    arch, params = unpack(f, DEFAULT_MAX_SAMPLES if max_pixels is None else max_pixels)
+    start, end = (frames or FrameRange()).resolve(f.header.sizes[0])
+    fps = Fraction(f.header.fps_num, f.header.fps_den)
+    return Clip(render_frames(arch, params, start, end), fps)
+
+
+def read_video_stats(data: bytes, ref: Path | None = None, frames=None) -> dict:
+    """describe() plus, with a reference clip, the mean per-frame PSNR. `frames` selects
+    the reference's frames (the range that was encoded)."""
+    from .video import frame_psnr, read_video
+
+    f = bitstream.loads(data)
+    stats = describe(f.header, len(data))
+    if ref is not None:
+        original = read_video(Path(ref), frames)
+        decoded = decode_video(data)
+        if original.frames.shape != decoded.frames.shape:
+            o, d = original, decoded
+            raise AsmrError(f"--ref {ref}: {o.count} frames of {o.width}x{o.height} do not match the file's "
+                            f"{d.count} frames of {d.width}x{d.height}")
+        per_frame = frame_psnr(original.frames, decoded.frames)
+        stats.update(psnr=round(float(np.mean(per_frame)), 3), psnr_min=round(float(np.min(per_frame)), 3))
+    return stats
+
+
+def holds_video(data: bytes) -> bool:
+    """Whether .asmr bytes hold a clip (checked from the header alone)."""
+    return bitstream.loads(data).header.kind == bitstream.KIND_VIDEO

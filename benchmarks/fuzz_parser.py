@@ -1,0 +1,349 @@
+"""Fuzz the .asmr reader: mutate valid files and check that every case ends in an AsmrError
+or a decoded raster -- never another exception, a hang, or an allocation past the cap.
+
+Plain bit flips mostly test the CRCs, so half the mutants are re-serialised with correct
+lengths and CRCs (header fields set to extremes, payload bytes and numbers overwritten,
+parts truncated or extended), and some are whole files built by `bitstream.dumps` around
+headers that declare huge or odd sizes, so the field checks and the entropy decoder
+behind the CRCs are reached.
+
+    nice python benchmarks/fuzz_parser.py --cases 100000 --seed 0
+
+Prints the count per outcome (error messages with their numbers blanked) and the
+slowest case. tests/test_fuzz.py runs a bounded slice of the same mutants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import re
+import resource
+import signal
+import struct
+import sys
+import time
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from asmr_cli import bitstream, codec, entropy  # noqa: E402
+from asmr_cli.errors import AsmrError  # noqa: E402
+from asmr_cli.quantize import step_groups  # noqa: E402
+
+FUZZ_MAX_PIXELS = 1 << 16  # the decoder's --max-pixels during fuzzing
+CASE_SECONDS = 10.0  # a case running longer than this is a hang
+SLOW_SECONDS = 1.0
+MEMORY_CAP = 3 << 30  # address space on top of what the process holds at start
+
+U32 = [0, 1, 2, 0x7F, 0xFF, 0x100, 0x7FFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF]
+F32 = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, -1.0, 1e-45, 1e-30, 1e30, 3.4e38, 65504.0]
+
+
+# -- seeds -------------------------------------------------------------------------------
+
+def _tensors(header: bitstream.Header, rng: np.random.Generator, spread: float = 4.0,
+             constant: bool = False) -> list[bitstream.Tensor]:
+    out = []
+    for name, shape in header.architecture.param_shapes():
+        steps = rng.uniform(0.001, 0.1, step_groups(name, shape)).astype(np.float32)
+        if constant:
+            coded = entropy.CodedTensor(entropy.CONSTANT, 0, 0, 0.0, 0.0, np.zeros(0, np.uint32))
+        else:
+            coded = entropy.encode(np.rint(rng.laplace(0, spread, size=shape)).astype(np.int32))
+        out.append(bitstream.Tensor(steps, coded))
+    return out
+
+
+def _file(header: bitstream.Header, rng: np.random.Generator, **kw) -> bytes:
+    return bitstream.dumps(bitstream.AsmrFile(header, _tensors(header, rng, **kw)))
+
+
+def seeds() -> list[bytes]:
+    """Small valid files covering the header's variants (channels, depth, latents, 1x1)."""
+    rng = np.random.default_rng(0)
+    H, K = bitstream.Header, bitstream.KIND_IMAGE
+    headers = [
+        H(K, (13, 21), 3, 8, ((1, 2, 7), (1, 3, 7)), 8, 2, 30.0),
+        H(K, (9, 5), 1, 16, ((1, 3, 3), (1, 1, 5)), 6, 0, 30.0),
+        H(K, (1, 1), 4, 8, ((1, 1), (1, 1)), 4, 1, 30.0),
+        H(K, (1, 40), 2, 8, ((1, 1, 1, 1), (2, 2, 2, 5)), 5, 3, 25.0),
+    ]
+    files = [_file(h, rng) for h in headers]
+    files.append(_file(headers[0], rng, spread=400.0))
+    if hasattr(codec, "decode_video"):
+        files.append(_file(H(bitstream.KIND_VIDEO, (3, 6, 7), 3, 8, ((1, 3), (2, 3), (1, 7)), 6, 1, 30.0, 25, 1),
+                           rng))
+    return files
+
+
+# -- container surgery -------------------------------------------------------------------
+
+def split(data: bytes) -> tuple[bytes, bytes]:
+    """(header, payload) of a valid file."""
+    hlen, = struct.unpack_from("<I", data, 5)
+    header = data[9:9 + hlen]
+    plen, = struct.unpack_from("<I", data, 13 + hlen)
+    return header, data[17 + hlen:17 + hlen + plen]
+
+
+def join(header: bytes, payload: bytes, version: int = bitstream.VERSION) -> bytes:
+    """A container with correct lengths and CRCs around any header and payload bytes."""
+    return (bitstream.MAGIC + struct.pack("<BI", version, len(header)) + header
+            + struct.pack("<I", zlib.crc32(header)) + struct.pack("<I", len(payload)) + payload
+            + struct.pack("<I", zlib.crc32(payload)))
+
+
+def _bytes_mutate(b: bytes, rng: np.random.Generator) -> bytes:
+    out = bytearray(b)
+    if not out:
+        return bytes(rng.integers(0, 256, int(rng.integers(1, 16)), dtype=np.uint8))
+    for _ in range(int(rng.integers(1, 9))):
+        pos = int(rng.integers(0, len(out)))
+        op = int(rng.integers(0, 4))
+        if op == 0:
+            out[pos] ^= 1 << int(rng.integers(0, 8))
+        elif op == 1:
+            out[pos] = int(rng.choice([0x00, 0x01, 0x7F, 0x80, 0xFF]))
+        elif op == 2:
+            out[pos] = int(rng.integers(0, 256))
+        else:  # overwrite 4 bytes with an extreme u32 or f32
+            word = (struct.pack("<I", int(rng.choice(U32))) if rng.random() < 0.5
+                    else struct.pack("<f", float(rng.choice(F32))))
+            out[pos:pos + 4] = word
+    return bytes(out)
+
+
+def _resize(b: bytes, rng: np.random.Generator) -> bytes:
+    if rng.random() < 0.5 and b:
+        return b[:int(rng.integers(0, len(b)))]
+    extra = rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
+    return b + extra if rng.random() < 0.5 else extra + b
+
+
+def _extreme_header(header: bytes, rng: np.random.Generator) -> bytes:
+    """Re-pack the header with one field set to an extreme value (or a changed axis/level count)."""
+    h = bitstream._parse_header(header)
+    name = str(rng.choice(["kind", "sizes", "channels", "bit_depth", "bases", "hidden", "latent_dim",
+                           "w0", "fps_num", "fps_den", "dims", "levels", "fit"]))
+    if name == "w0":
+        h = dataclasses.replace(h, w0=float(rng.choice(F32 + [30.0, 9999.0, 1e4])))
+    elif name == "sizes":
+        sizes = list(h.sizes)
+        sizes[int(rng.integers(0, len(sizes)))] = int(rng.choice(U32 + [60000, 1 << 20, (1 << 20) + 1]))
+        h = dataclasses.replace(h, sizes=tuple(sizes))
+    elif name == "fit":  # a consistent header declaring a huge image: bases grown to cover it
+        side = int(rng.choice([60000, 8192, 4096, 1 << 20]))
+        levels = len(h.bases[0])
+        base = min(64, max(2, math.ceil(side ** (1 / levels))))
+        h = dataclasses.replace(h, sizes=(side,) * len(h.sizes),
+                                bases=tuple((base,) * levels for _ in h.sizes))
+    elif name == "bases":
+        bases = [list(b) for b in h.bases]
+        a, i = int(rng.integers(0, len(bases))), int(rng.integers(0, len(bases[0])))
+        bases[a][i] = int(rng.choice([0, 1, 2, 63, 64, 65, 255]))
+        h = dataclasses.replace(h, bases=tuple(tuple(b) for b in bases))
+    elif name == "dims":
+        if rng.random() < 0.5 and len(h.sizes) > 1:
+            h = dataclasses.replace(h, sizes=h.sizes[1:], bases=h.bases[1:])
+        else:
+            h = dataclasses.replace(h, sizes=(int(rng.choice([1, 2, 7])),) + h.sizes,
+                                    bases=((1,) * (len(h.bases[0]) - 1) + (7,),) + h.bases)
+    elif name == "levels":
+        if rng.random() < 0.5:
+            h = dataclasses.replace(h, bases=tuple(b[1:] for b in h.bases))
+        else:
+            h = dataclasses.replace(h, bases=tuple((1,) * int(rng.integers(1, 20)) + b for b in h.bases))
+    else:
+        h = dataclasses.replace(h, **{name: int(rng.choice(U32))})
+    try:
+        return bitstream._pack_header(h)
+    except (struct.error, OverflowError):
+        return header  # the value does not fit the field: fall back to the valid header
+
+
+def mutate(data: bytes, rng: np.random.Generator, pool: list[bytes]) -> tuple[str, bytes]:
+    """One mutant of a valid file and the name of the mutation."""
+    header, payload = split(data)
+    r = rng.random()
+    # -- raw mutations: the CRCs catch most of these
+    if r < 0.10:
+        return "raw_bytes", _bytes_mutate(data, rng)
+    if r < 0.15:
+        return "raw_truncate", data[:int(rng.integers(0, len(data)))]
+    if r < 0.18:
+        return "raw_extend", data + rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
+    if r < 0.21:
+        other = pool[int(rng.integers(0, len(pool)))]
+        cut = int(rng.integers(0, min(len(data), len(other))))
+        return "raw_splice", data[:cut] + other[cut:]
+    if r < 0.25:  # the length fields themselves, CRCs untouched
+        out = bytearray(data)
+        pos = 5 if rng.random() < 0.5 else 13 + len(header)
+        out[pos:pos + 4] = struct.pack("<I", int(rng.choice(U32)))
+        return "raw_lengths", bytes(out)
+    # -- re-serialised with correct lengths and CRCs: the field checks and the decoder run
+    if r < 0.40:
+        return "crc_header_field", join(_extreme_header(header, rng), payload)
+    if r < 0.50:
+        return "crc_header_bytes", join(_bytes_mutate(header, rng), payload)
+    if r < 0.53:
+        return "crc_header_resize", join(_resize(header, rng), payload)
+    if r < 0.75:
+        return "crc_payload_bytes", join(header, _bytes_mutate(payload, rng))
+    if r < 0.82:
+        return "crc_payload_resize", join(header, _resize(payload, rng))
+    if r < 0.90:  # a stretch of random bytes: the range decoder sees noise
+        out = bytearray(payload)
+        if out:
+            start = int(rng.integers(0, len(out)))
+            n = min(len(out) - start, int(rng.integers(1, 256)))
+            out[start:start + n] = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        return "crc_payload_noise", join(header, bytes(out))
+    if r < 0.92:
+        return "crc_version", join(header, payload, version=int(rng.choice([0, 2, 255])))
+    # -- whole files written by the library around an odd but well-formed header
+    return "synth_huge", synth(rng)
+
+
+def synth(rng: np.random.Generator) -> bytes:
+    """A CRC-valid file whose header declares a large or oddly padded signal; the tensors are
+    constant (no words) or small, so the file stays tiny."""
+    levels = int(rng.integers(2, 8))
+    sides = [int(rng.choice([1, 2, 100, 4096, 60000, 1 << 20])) for _ in range(2)]
+    bases = []
+    for n in sides:
+        base = min(64, max(1, math.ceil(n ** (1 / levels))))
+        b = [base] * levels
+        if rng.random() < 0.3:  # over-padded: a last level of 64 whatever the size
+            b[-1] = 64
+        if math.prod(b) < n:
+            b = [64] * levels
+        bases.append(tuple(b))
+    hidden = int(rng.choice([1, 4, 64, 1024]))
+    latent = int(rng.choice([0, 0, 1, 16]))
+    h = bitstream.Header(bitstream.KIND_IMAGE, tuple(sides), int(rng.integers(1, 5)), 8, tuple(bases),
+                         hidden, latent, 30.0)
+    try:
+        if h.architecture.param_count() > 200_000:
+            return join(bitstream._pack_header(h), b"")  # too big to build: the header alone
+        return _file(h, rng, constant=rng.random() < 0.7, spread=1.0)
+    except AsmrError:
+        return join(bitstream._pack_header(h), b"")
+
+
+# -- running one case --------------------------------------------------------------------
+
+class _Hang(BaseException):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Hang
+
+
+def decode_case(data: bytes) -> str:
+    """What the reader does with `data`: 'ok', 'AsmrError: <message, digits blanked>', or
+    'CRASH ...' / 'HANG' for anything else."""
+    try:
+        f = bitstream.loads(data)
+        codec.describe(f.header, len(data))  # what `asmr stats` prints
+        if f.header.kind == bitstream.KIND_VIDEO and hasattr(codec, "decode_video"):
+            codec.decode_video(data, max_pixels=FUZZ_MAX_PIXELS)
+        else:
+            codec.decode_bytes(data, max_pixels=FUZZ_MAX_PIXELS)  # what encode and stats --ref use
+            if hasattr(codec, "render_image"):
+                codec.render_image(data, max_pixels=FUZZ_MAX_PIXELS)  # what decode uses
+        return "ok"
+    except AsmrError as exc:
+        return "AsmrError: " + re.sub(r"-?\d[\d.e+-]*", "#", str(exc))[:70]
+    except _Hang:
+        return "HANG"
+    except Exception as exc:  # noqa: BLE001 -- any other exception is the bug we look for
+        return f"CRASH {type(exc).__name__}: {str(exc)[:80]}"
+
+
+def run(cases: int, seed: int, report_every: int = 0, budget_s: float | None = None):
+    """Run `cases` mutants; returns (outcomes Counter, mutation Counter, slowest, failures)."""
+    import warnings
+
+    warnings.simplefilter("error", RuntimeWarning)  # numpy overflow/NaN warnings count as failures
+    pool = seeds()
+    rng = np.random.default_rng(seed)
+    outcomes: Counter = Counter()
+    kinds: Counter = Counter()
+    failures: list[tuple[str, str, bytes]] = []
+    slowest = (0.0, "", b"")
+    old = signal.signal(signal.SIGALRM, _alarm)
+    start = time.perf_counter()
+    try:
+        for i in range(cases):
+            if budget_s is not None and time.perf_counter() - start > budget_s:
+                break
+            base = pool[int(rng.integers(0, len(pool)))]
+            kind, data = mutate(base, rng, pool)
+            kinds[kind] += 1
+            t0 = time.perf_counter()
+            signal.setitimer(signal.ITIMER_REAL, CASE_SECONDS)
+            try:
+                outcome = decode_case(data)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            dt = time.perf_counter() - t0
+            if dt > SLOW_SECONDS and not outcome.startswith(("CRASH", "HANG")):
+                outcome = "SLOW " + outcome
+            outcomes[outcome] += 1
+            if dt > slowest[0]:
+                slowest = (dt, f"{kind} -> {outcome}", data)
+            if outcome.startswith(("CRASH", "HANG", "SLOW")):
+                failures.append((kind, outcome, data))
+            if report_every and (i + 1) % report_every == 0:
+                print(f"  {i + 1} cases, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+        warnings.resetwarnings()
+    return outcomes, kinds, slowest, failures
+
+
+def _cap_memory() -> None:
+    with open("/proc/self/status") as fh:
+        vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (vm + MEMORY_CAP, resource.RLIM_INFINITY))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", type=Path, help="write failing inputs to this folder")
+    args = ap.parse_args()
+    _cap_memory()
+    t0 = time.perf_counter()
+    outcomes, kinds, slowest, failures = run(args.cases, args.seed, report_every=10_000)
+    seconds = time.perf_counter() - t0
+    total = sum(outcomes.values())
+    print(f"{total} cases in {seconds:.0f} s (seed {args.seed}, max pixels {FUZZ_MAX_PIXELS}, "
+          f"address space cap +{MEMORY_CAP >> 30} GiB, peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10} MiB)")
+    print("\nmutations:")
+    for k, n in sorted(kinds.items()):
+        print(f"  {n:7d}  {k}")
+    print("\noutcomes:")
+    for k, n in outcomes.most_common():
+        print(f"  {n:7d}  {k}")
+    print(f"\nslowest case: {slowest[0] * 1000:.1f} ms ({slowest[1]}, {len(slowest[2])} bytes)")
+    print(f"failures (crash, hang or slow): {len(failures)}")
+    if args.save and failures:
+        args.save.mkdir(parents=True, exist_ok=True)
+        for i, (_kind, _outcome, data) in enumerate(failures[:100]):
+            (args.save / f"case{i:03d}.asmr").write_bytes(data)
+    sys.exit(1 if any(not o.startswith("SLOW") for _k, o, _d in failures) else 0)
+
+
+if __name__ == "__main__":
+    main()
