@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -153,6 +154,7 @@ def decode(
     width: Optional[int] = typer.Option(None, "--width", help="Render this wide (aspect kept)."),
     height: Optional[int] = typer.Option(None, "--height", help="Render this high (aspect kept)."),
     region: Optional[str] = typer.Option(None, "--region", help="Render only X,Y,WIDTH,HEIGHT of the output."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse files declaring more pixels."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Rebuild the network and render the image (at any size, or only a region)."""
@@ -165,7 +167,8 @@ def decode(
         out = _output_path(input, output, ".png")
         _refuse_overwrite(out, force)
         raster = render_image(_read_file(input), parse_size(size) if size is not None else None, scale,
-                              width, height, parse_region(region) if region is not None else None)
+                              width, height, parse_region(region) if region is not None else None,
+                              max_pixels=max_pixels)
         write_image(out, raster)
     except AsmrError as exc:
         _fail(exc)
@@ -201,10 +204,24 @@ def stats(
     Console(highlight=False).print(table)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that `finally` blocks remove temporary output."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated
+
+
 def run() -> None:
-    """Console-script entry point: turn Ctrl-C into exit 130 without a traceback."""
+    """Console-script entry point: Ctrl-C exits 130 and SIGTERM 143, after the temporary
+    output is removed and without a traceback (typer itself turns Ctrl-C into 130)."""
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
     except KeyboardInterrupt:
         err.print("asmr: interrupted")
         sys.exit(130)
+    except Terminated:
+        err.print("asmr: terminated")
+        sys.exit(143)

@@ -143,6 +143,7 @@ def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeR
     cfg = FitConfig(iters=iters, lr=preset.lr, time_limit=opts.time_limit, seed=opts.seed,
                     device=resolve_device(opts.device))
     header = _header(arch, bitstream.KIND_IMAGE, raster.bit_depth)
+    check_decodable(header, opts.max_pixels)  # never write what the decoder would refuse
     payload_budget = target.budget_bytes - bitstream.overhead(header)
 
     def policy(params, sens):
@@ -230,7 +231,7 @@ def read_stats(data: bytes, ref: Path | None = None, max_pixels: int = DEFAULT_M
     stats = describe(f.header, len(data))
     if ref is not None:
         original = read_image(Path(ref), max_pixels)
-        decoded = decode_bytes(data)
+        decoded = decode_bytes(data, max_pixels)
         if original.pixels.shape != decoded.pixels.shape:
             raise AsmrError(f"--ref {ref}: {original.width}x{original.height}x{original.channels} "
                             f"does not match the file's {decoded.width}x{decoded.height}x{decoded.channels}")

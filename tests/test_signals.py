@@ -1,0 +1,95 @@
+"""Ctrl-C (SIGINT) and SIGTERM during a long encode or decode: exit 130 / 143, no output
+file, no temporary file, and an existing output left as it was."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    # a shell without job control starts background jobs with SIGINT ignored; undo that so
+    # the child gets Python's default Ctrl-C handling, as it would from a terminal
+    return subprocess.Popen([sys.executable, "-m", "asmr_cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _wait_for_library(p: subprocess.Popen, name: str, timeout: float = 60.0) -> None:
+    """Block until the child has loaded `name` (so it is past start-up, inside the command)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert p.poll() is None, p.communicate()
+        if name in Path(f"/proc/{p.pid}/maps").read_text():
+            time.sleep(1.0)
+            return
+        time.sleep(0.1)
+    pytest.fail(f"child never loaded {name}")
+
+
+def _interrupt(p: subprocess.Popen, sig: int) -> tuple[int, str]:
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=120)
+    return p.returncode, err.decode()
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(x.name for x in folder.iterdir() if ".part" in x.name)
+
+
+@pytest.fixture
+def image(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "in.png"
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_during_encode(image, tmp_path, sig, code):
+    out = tmp_path / "out.asmr"
+    out.write_bytes(b"previous output")
+    p = _start(["encode", str(image), "-o", str(out), "-f", "--preset", "fast", "--iters", "1000000",
+                "--quiet", "--device", "cpu"])
+    _wait_for_library(p, "libtorch")
+    rc, err = _interrupt(p, sig)
+    assert rc == code, err
+    assert "Traceback" not in err
+    assert out.read_bytes() == b"previous output"
+    assert _leftovers(tmp_path) == []
+
+
+def _slow_file(path: Path) -> None:
+    """A valid file that takes seconds to render: 1536x1536, hidden width 1024."""
+    from asmr_cli import bitstream, entropy
+    from asmr_cli.decomposition import auto_bases
+    from asmr_cli.quantize import step_groups
+
+    dec = auto_bases((1536, 1536), levels=7)
+    h = bitstream.Header(bitstream.KIND_IMAGE, dec.sizes, 3, 8, dec.bases, 1024, 0, 30.0)
+    const = entropy.CodedTensor(entropy.CONSTANT, 1, 1, 0.0, 0.0, np.zeros(0, np.uint32))
+    tensors = [bitstream.Tensor(np.full(step_groups(n, s), 0.01, np.float32), const)
+               for n, s in h.architecture.param_shapes()]
+    path.write_bytes(bitstream.dumps(bitstream.AsmrFile(h, tensors)))
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_during_decode(tmp_path, sig, code):
+    src, out = tmp_path / "slow.asmr", tmp_path / "out.png"
+    _slow_file(src)
+    # --max-pixels takes the typer command (the plain fast path in entry.py has no SIGTERM handler)
+    p = _start(["decode", str(src), "-o", str(out), "--max-pixels", "64000000"])
+    _wait_for_library(p, "constriction")
+    rc, err = _interrupt(p, sig)
+    assert rc == code, err
+    assert not out.exists()
+    assert _leftovers(tmp_path) == []
