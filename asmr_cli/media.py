@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Raster:
     path = Path(path)
     check_input_path(path)
     Image.MAX_IMAGE_PIXELS = max_pixels
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # the check below is one line
     try:
         with Image.open(path) as im:
             w, h = im.size
