@@ -195,7 +195,7 @@ def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float 
     arch, params = unpack(f, max_pixels)
     h, w = f.header.sizes
     ow, oh = output_size(w, h, size, scale, width, height)
-    x, y, rw, rh = check_region(region, ow, oh)
+    x, y, rw, rh = check_region(region, ow, oh, max_pixels)
     out = render(arch, params, (oh, ow), (y, x), (y + rh, x + rw))
     return to_raster(out, (rh, rw), f.header.bit_depth)
 

@@ -31,6 +31,7 @@ class FitConfig:
     time_limit: float | None = None
     seed: int = 0
     device: str = "cpu"
+    halo: float = 0.0  # opt-in: weight of resample.HaloTarget, for decoding off the grid
 
 
 @dataclass
@@ -89,6 +90,11 @@ def fit(arch: Architecture, target: np.ndarray, quant: QuantConfig, cfg: FitConf
     model = ASMR(arch).to(cfg.device)
     tgt, mask = _blocked_target(arch, target, cfg.device)
     count = float(target.size)
+    halo = None
+    if cfg.halo:
+        from .resample import HaloTarget
+
+        halo = HaloTarget(arch, target, cfg.device)
 
     def loss_of(out):
         err = (out - tgt) ** 2
@@ -121,6 +127,8 @@ def fit(arch: Architecture, target: np.ndarray, quant: QuantConfig, cfg: FitConf
         loss = loss_of(model.forward_blocked(transform))
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if halo is not None:
+            halo.backward(model, transform, cfg.halo)
         opt.step()
         step += 1
         if step % 10 == 0 or step == total:

@@ -31,7 +31,7 @@ from .architecture import Architecture
 from .errors import AsmrError
 from .synthesis import NUMPY, last_level, linear, to_raster, upsample_add
 
-TILE = 16  # finest coarse cells per tile edge
+TILE = 32  # finest coarse cells per tile edge (fewer, larger BLAS calls; a region costs whole tiles)
 MAX_OUTPUT_SIDE = 1 << 20  # per axis, like the container's size fields
 MAX_RENDER_PIXELS = 256_000_000  # pixels actually rendered (the region, or the whole output)
 CHUNK_ELEMENTS = 1 << 21  # complex hidden values held at once while resampling
@@ -99,8 +99,10 @@ def output_size(width: int, height: int, size: tuple[int, int] | None = None, sc
     return int(w), int(h)
 
 
-def check_region(region: tuple[int, int, int, int] | None, width: int, height: int) -> tuple[int, int, int, int]:
-    """The region inside a (width x height) output; the whole output when None."""
+def check_region(region: tuple[int, int, int, int] | None, width: int, height: int,
+                 max_pixels: int = MAX_RENDER_PIXELS) -> tuple[int, int, int, int]:
+    """The region inside a (width x height) output; the whole output when None. At most
+    max_pixels are rendered: a zoomed output can be huge, its region need not be."""
     if region is None:
         region = (0, 0, width, height)
     x, y, w, h = region
@@ -108,8 +110,9 @@ def check_region(region: tuple[int, int, int, int] | None, width: int, height: i
         raise AsmrError(f"--region {x},{y},{w},{h}: expected X,Y >= 0 and WIDTH,HEIGHT >= 1")
     if x + w > width or y + h > height:
         raise AsmrError(f"--region {x},{y},{w},{h}: outside the {width}x{height} output")
-    if w * h > MAX_RENDER_PIXELS:
-        raise AsmrError(f"{w}x{h} pixels to render: at most {MAX_RENDER_PIXELS} (use --region)")
+    if w * h > max_pixels:
+        raise AsmrError(f"{w}x{h} = {w * h} pixels to render, over the {max_pixels}-pixel limit "
+                        "(render a --region, or raise --max-pixels)")
     return region
 
 
@@ -211,7 +214,7 @@ def ramp(t: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-BLEND = 0.5  # default half-width (native pixels) of the band where neighbouring blocks blend
+BLEND = 2.0  # default half-width (native pixels) of the band where neighbouring blocks blend
 
 
 @dataclass
@@ -289,56 +292,104 @@ def axis_taps(n: int, base: int, n_out: int, start: int, stop: int, blend: float
 def _gains(taps: AxisTaps, omega: np.ndarray) -> np.ndarray:
     """sum_j weight e^{i omega pos}: (n, K, hidden) complex64 -- the axis' factor of the
     modulation e^{i w0 M c}, already filtered for area taps."""
-    out = np.zeros((*taps.blocks.shape, len(omega)), np.complex128)
+    re = np.zeros((*taps.blocks.shape, len(omega)))
+    im = np.zeros_like(re)
     for j in range(taps.pos.shape[2]):
         w = taps.weight[:, :, j]
         if not w.any():
             continue
-        out += w[..., None] * np.exp(1j * taps.pos[:, :, j, None] * omega[None, None, :])
-    return out.astype(np.complex64)
+        phase = taps.pos[:, :, j, None] * omega[None, None, :]
+        re += w[..., None] * np.cos(phase)
+        im += w[..., None] * np.sin(phase)
+    out = np.empty(re.shape, np.complex64)
+    out.real, out.imag = re, im
+    return out
+
+
+def _unit(phase: np.ndarray) -> np.ndarray:
+    """e^{i phase} as complex64 (numpy's complex exp is several times slower)."""
+    out = np.empty(phase.shape, np.complex64)
+    out.real, out.imag = np.cos(phase), np.sin(phase)
+    return out
+
+
+def _per_block(taps: AxisTaps, gains: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regroup an axis' (output, block) pairs by block: output indices (G, M), -1 where
+    unused, and their gains (G, M, hidden), for the blocks lo..hi-1."""
+    n, k = taps.blocks.shape
+    keep = taps.weight.reshape(n * k, -1).any(axis=1)
+    out_idx = np.repeat(np.arange(n), k)[keep]
+    blk = taps.blocks.reshape(-1)[keep] - lo
+    g = gains.reshape(n * k, -1)[keep]
+    order = np.argsort(blk, kind="stable")
+    out_idx, blk, g = out_idx[order], blk[order], g[order]
+    counts = np.bincount(blk, minlength=hi - lo)
+    slot = np.arange(len(blk)) - np.repeat(np.cumsum(counts) - counts, counts)
+    idx = np.full((hi - lo, int(counts.max())), -1, np.int64)
+    idx[blk, slot] = out_idx
+    e = np.zeros((hi - lo, int(counts.max()), g.shape[1]), np.complex64)
+    e[blk, slot] = g
+    return idx, e
 
 
 def render_resampled(arch: Architecture, p: dict[str, np.ndarray], sizes: tuple[int, ...],
                      start: tuple[int, ...], stop: tuple[int, ...], blend: float | None = None) -> np.ndarray:
     """Samples [start, stop) of the signal rendered at `sizes` (per axis; an axis at its
-    native size is sampled on its grid): (channels, *(stop - start)) float32."""
-    dec, hid = arch.decomposition, arch.hidden
+    native size is sampled on its grid): (channels, *(stop - start)) float32.
+
+    Block by block, as the native last level: with Q = e^{i a_p} times the gains of all
+    axes but the last, out_c = W_c Im(Q X) = [Im Q, Re Q] @ [W_c Re X; W_c Im X] for the
+    last axis' gains X -- one matrix product per last-axis block, then a scatter-add of the
+    (output, block) contributions."""
+    dec, hid, ch = arch.decomposition, arch.hidden, arch.channels
     last = arch.levels - 1
     bases = dec.level_bases(last)
+    d = len(sizes)
     taps = [axis_taps(n, b, m, s, e, blend) for n, b, m, s, e in zip(dec.sizes, bases, sizes, start, stop)]
     omega = arch.w0 * p[f"mod{last - 1}.weight"].astype(np.float64)  # (hid, dims)
-    gains = [_gains(t, omega[:, a]) for a, t in enumerate(taps)]
     lo = tuple(int(t.blocks.min()) for t in taps)
     hi = tuple(int(t.blocks.max()) + 1 for t in taps)
-    z = np.exp(1j * coarse_tiled(arch, p, lo, hi)).astype(np.complex64)  # e^{i a_p}
-    # per axis and slot: the outputs whose weight there is not zero (slot 0: every output)
-    active = [[np.nonzero(t.weight[:, k].any(axis=1))[0] for k in range(t.blocks.shape[1])] for t in taps]
+    groups = [_per_block(t, _gains(t, omega[:, a]), lo[a], hi[a]) for a, t in enumerate(taps)]
+    z = _unit(coarse_tiled(arch, p, lo, hi))  # e^{i a_p}: (*G, hid)
     shape = [e - s for s, e in zip(start, stop)]
-    rest = math.prod(shape[1:]) * hid
-    rows = max(1, CHUNK_ELEMENTS // max(1, rest))
-    head_w, head_b = p["head.weight"], p["head.bias"]
-    out = np.empty((arch.channels, *shape), np.float32)
-    d = len(shape)
-    for r0 in range(0, shape[0], rows):
-        r1 = min(shape[0], r0 + rows)
-        acc = np.zeros((r1 - r0, *shape[1:], hid), np.complex64)
-        for combo in itertools.product(*[range(t.blocks.shape[1]) for t in taps]):
-            idx = [active[a][k] for a, k in enumerate(combo)]
-            idx[0] = idx[0][(idx[0] >= r0) & (idx[0] < r1)]
-            if any(len(i) == 0 for i in idx):
-                continue
-            term = z
-            for a, (t, g, k, i) in enumerate(zip(taps, gains, combo, idx)):
-                term = np.take(term, t.blocks[i, k] - lo[a], axis=a)
-                term = term * g[i, k].reshape([len(i) if b == a else 1 for b in range(d)] + [hid])
-            dense = all(len(i) == (r1 - r0 if a == 0 else shape[a]) for a, i in enumerate(idx))
-            if dense:
-                acc += term
-            else:
-                acc[np.ix_(idx[0] - r0, *idx[1:])] += term
-        vals = acc.imag @ head_w.T + head_b  # (rows, ..., channels)
-        out[:, r0:r1] = np.moveaxis(vals, -1, 0)
-    return out
+    strides = [math.prod(shape[a + 1:]) for a in range(d)]
+    head_w = p["head.weight"].astype(np.float32)
+    m_last = groups[-1][0].shape[1]
+    xe = groups[-1][1]  # (G_last, M_last, hid)
+    # q = e^{i a} (gains of the leading axes) is stored as interleaved (Re, Im) pairs, so
+    # W_c Im(q X) = sum_h Re q_h (W_ch Im X_h) + Im q_h (W_ch Re X_h): one product per block
+    right = np.stack([xe.imag, xe.real], axis=-1)[:, None] * head_w[None, :, None, :, None]  # (G, ch, M, hid, 2)
+    right = np.ascontiguousarray(right.reshape(len(xe), ch * m_last, 2 * hid).transpose(0, 2, 1))
+    sums = np.zeros((ch, math.prod(shape)), np.float64)
+    m_lead = [g[0].shape[1] for g in groups[:-1]]
+    zl = np.ascontiguousarray(np.moveaxis(z, d - 1, 0))  # last block axis first: (G_last, G_0, .., hid)
+    per_row = math.prod(zl.shape[2:-1]) * zl.shape[0] * math.prod(m_lead) * max(ch * m_last, 2 * hid)
+    rows = max(1, CHUNK_ELEMENTS * 4 // max(1, per_row))
+    gpos = [a + 1 for a in range(d - 1)] + [0]  # where each block axis sits in that layout
+    for r0 in range(0, z.shape[0], rows):
+        r1 = min(z.shape[0], r0 + rows)
+        q = zl[:, r0:r1].reshape(*zl[:, r0:r1].shape[:-1], *[1] * (d - 1), hid)
+        for a in range(d - 1):
+            e = groups[a][1][r0:r1] if a == 0 else groups[a][1]
+            q = q * e.reshape([e.shape[0] if b == gpos[a] else 1 for b in range(d)]
+                              + [e.shape[1] if b == a else 1 for b in range(d - 1)] + [hid])
+        q = np.ascontiguousarray(q, dtype=np.complex64)
+        vals = q.view(np.float32).reshape(q.shape[0], -1, 2 * hid) @ right  # (G_last, .., ch * M_last)
+        vals = vals.reshape(*q.shape[:-1], ch, m_last)
+        flat = np.zeros((*q.shape[:-1], m_last), np.int64)
+        valid = np.ones(flat.shape, bool)
+        for a in range(d):
+            idx = groups[a][0][r0:r1] if a == 0 else groups[a][0]
+            view = idx.reshape([idx.shape[0] if b == gpos[a] else 1 for b in range(d)]
+                               + [idx.shape[1] if b == a else 1 for b in range(d)])
+            flat = flat + view * strides[a]
+            valid = valid & (view >= 0)
+        vals = np.moveaxis(vals, -2, 0)[:, valid]  # (ch, pairs)
+        where = flat[valid]
+        for c in range(ch):
+            sums[c] += np.bincount(where, weights=vals[c], minlength=sums.shape[1])
+    out = sums.astype(np.float32) + p["head.bias"].astype(np.float32)[:, None]
+    return out.reshape(ch, *shape)
 
 
 def render(arch: Architecture, p: dict[str, np.ndarray], sizes: tuple[int, ...],
@@ -352,3 +403,51 @@ def render(arch: Architecture, p: dict[str, np.ndarray], sizes: tuple[int, ...],
     if tuple(sizes) == tuple(arch.decomposition.sizes):
         return render_native(arch, p, start, stop)
     return render_resampled(arch, p, tuple(sizes), start, stop, blend)
+
+
+# --------------------------------------------------------------------------- training (opt-in)
+
+
+class HaloTarget:
+    """Opt-in training for off-grid decoding (`FitConfig.halo`): each block's function is
+    also fitted to the ring of pixels just outside the block, so that neighbouring blocks'
+    extensions agree in the gap between them, where `point_taps` blends them. Torch is
+    imported only here, by the encoder."""
+
+    def __init__(self, arch: Architecture, target: np.ndarray, device: str):
+        import torch
+
+        dec = arch.decomposition
+        bases = dec.level_bases(arch.levels - 1)
+        grid = dec.grid(arch.levels - 2)
+        ring = [np.arange(-1, b + 1) if b > 1 else np.zeros(1, np.int64) for b in bases]
+        d = np.stack(np.meshgrid(*ring, indexing="ij"), -1).reshape(-1, len(bases))
+        d = d[((d < 0) | (d >= np.array(bases))).any(axis=1)]  # (Qh, dims): the ring only
+        self.coords = torch.from_numpy(np.stack(
+            [_digit(d[:, a].astype(np.float64), 0, b) for a, b in enumerate(bases)], -1).astype(np.float32)).to(device)
+        dims = len(bases)
+        valid = np.ones((*grid, len(d)), bool)
+        index = []
+        for a, (g, b, n) in enumerate(zip(grid, bases, dec.sizes)):
+            shape = [1] * dims + [len(d)]
+            shape[a] = g
+            i = (np.arange(g).reshape([g if k == a else 1 for k in range(dims)] + [1]) * b
+                 + d[:, a].reshape([1] * dims + [-1]))
+            valid &= (i >= 0) & (i < n)
+            index.append(np.clip(i, 0, n - 1))
+        values = np.asarray(target, np.float32)[(slice(None), *index)]  # (C, *grid, Qh)
+        values = np.moveaxis(values, 0, -2).reshape(-1, target.shape[0], len(d))
+        self.target = torch.from_numpy(np.ascontiguousarray(values)).to(device)
+        self.weight = torch.from_numpy(valid.reshape(-1, 1, len(d)).astype(np.float32)).to(device)
+        self.count = float(target.size)
+
+    def backward(self, model, transform, weight: float):
+        """Accumulate weight * (ring loss) into the gradients; returns the ring loss."""
+        from .model import TORCH
+        from .synthesis import render_blocked
+
+        p, coords = model._inputs(transform)
+        out = render_blocked(TORCH, model.arch, p, coords[:-1] + [self.coords])
+        loss = (((out - self.target) ** 2) * self.weight).sum() / self.count
+        (weight * loss).backward()
+        return loss.detach()

@@ -18,6 +18,7 @@ Prints a markdown table; --examples DIR writes PNG crops (network 2x, bicubic, o
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from asmr_cli import bitstream, resample
+from asmr_cli import fit as fit_module
 from asmr_cli.codec import EncodeOptions, encode_raster, render_image
 from asmr_cli.media import Raster
 from asmr_cli.metrics import psnr
@@ -79,13 +81,13 @@ def encode_cached(low: np.ndarray, key: str, preset: str, iters: int | None, cac
 
 
 def run_image(path: Path, factors: list[int], iters: int | None, preset: str, examples: Path | None,
-              cache: Path | None = None) -> list[dict]:
+              cache: Path | None = None, tag: str = "") -> list[dict]:
     orig = np.asarray(Image.open(path).convert("RGB"))
     h, w = orig.shape[:2]
     rows = []
     for f in factors:
         low = area_down(orig, f)
-        res, enc_s = encode_cached(low, f"{path.stem}-x{f}-{preset}-{iters}", preset, iters, cache)
+        res, enc_s = encode_cached(low, f"{path.stem}-x{f}-{preset}-{iters}{tag}", preset, iters, cache)
         header = bitstream.loads(res.data).header
         bases = tuple(b[-1] for b in header.bases)
         native = render_image(res.data).pixels
@@ -173,6 +175,7 @@ def main() -> None:
     ap.add_argument("--kodak", type=Path, default=KODAK)
     ap.add_argument("--cache", type=Path, default=None, help="keep encoded files here and reuse them")
     ap.add_argument("--blend", type=float, default=None, help="blend half-width in native pixels (experiments)")
+    ap.add_argument("--halo", type=float, default=0.0, help="train with the opt-in ring loss of this weight")
     args = ap.parse_args()
     if not args.kodak.is_dir():
         print(f"skipped: {args.kodak} not found", file=sys.stderr)
@@ -180,10 +183,13 @@ def main() -> None:
     names = args.images or ([f"kodim{i:02d}" for i in range(1, 25)] if args.all else QUICK)
     if args.blend is not None:
         resample.BLEND = args.blend
+    if args.halo:
+        # the codec has no option for it (yet): give the encoder's FitConfig the opt-in weight
+        fit_module.FitConfig = functools.partial(fit_module.FitConfig, halo=args.halo)
     rows = []
     for name in names:
         rows += run_image(args.kodak / f"{name}.png", args.factors, args.iters, args.preset, args.examples,
-                          args.cache)
+                          args.cache, f"-halo{args.halo:g}" if args.halo else "")
     print(table(rows))
 
 

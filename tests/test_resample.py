@@ -95,6 +95,12 @@ def test_parse_size_and_region():
             resample.parse_region(bad)
 
 
+def test_render_limit():
+    with pytest.raises(AsmrError, match="over the 100-pixel limit"):
+        resample.check_region(None, 20, 10, max_pixels=100)
+    assert resample.check_region((5, 5, 10, 10), 20000, 10000, max_pixels=100) == (5, 5, 10, 10)
+
+
 @pytest.mark.parametrize("region", [(0, 0, 101, 10), (95, 0, 10, 10), (0, 60, 5, 5), (100, 0, 1, 1)])
 def test_region_outside_rejected(region):
     with pytest.raises(AsmrError, match="outside the 100x64 output"):
@@ -135,9 +141,10 @@ def test_sampling_at_native_positions_is_the_native_output(net):
 
 
 def test_upscale_by_3_passes_through_native_samples(net):
-    """At 3x every third output sits on a native pixel centre: the partition of unity is 1 there."""
+    """At 3x every third output sits on a native pixel centre; with the narrowest blend
+    (the gap between blocks only) the partition of unity is 1 there."""
     arch, p = net
-    up = resample.render(arch, p, (210, 270))
+    up = resample.render(arch, p, (210, 270), blend=0.5)
     assert up.shape == (3, 210, 270)
     np.testing.assert_allclose(up[:, 1::3, 1::3], _native_float(arch, p), atol=2e-5)
 
@@ -177,7 +184,7 @@ def test_video_resizes_space_and_keeps_frames():
     p = _random_params(arch)
     native = _native_float(arch, p)
     np.testing.assert_allclose(resample.render(arch, p, (5, 12, 20)), native, atol=2e-5)
-    up = resample.render(arch, p, (5, 36, 60))
+    up = resample.render(arch, p, (5, 36, 60), blend=0.5)
     np.testing.assert_allclose(up[:, :, 1::3, 1::3], native, atol=2e-5)
     down = resample.render(arch, p, (5, 6, 10))
     ref = np.einsum("oy,ctyx,px->ctop", _area_matrix(12, 6), native, _area_matrix(20, 10))
@@ -225,3 +232,38 @@ def test_cli_decode_sizes_and_errors(tmp_path, encoded):
         r = runner.invoke(app, ["decode", str(src), "-o", str(out), "-f", *args])
         assert r.exit_code == 1
         assert message in r.output and "Traceback" not in r.output
+
+
+def test_halo_target_is_the_ring_of_pixels_around_each_block():
+    torch = pytest.importorskip("torch")
+    from asmr_cli.model import ASMR
+
+    dec = Decomposition((7, 13), ((2, 4), (3, 5)))
+    arch = Architecture(dec, 8, 2)
+    img = np.random.default_rng(1).random((2, 7, 13)).astype(np.float32)
+    halo = resample.HaloTarget(arch, img, "cpu")
+    assert halo.target.shape == (6, 2, 6 * 7 - 4 * 5)
+    ring = [(dy, dx) for dy in range(-1, 5) for dx in range(-1, 6) if not (0 <= dy < 4 and 0 <= dx < 5)]
+    for p, (gy, gx) in enumerate([(a, b) for a in range(2) for b in range(3)]):
+        for q, (dy, dx) in enumerate(ring):
+            y, x = gy * 4 + dy, gx * 5 + dx
+            inside = 0 <= y < 7 and 0 <= x < 13
+            assert float(halo.weight[p, 0, q]) == float(inside)
+            if inside:
+                np.testing.assert_array_equal(halo.target[p, :, q].numpy(), img[:, y, x])
+    model = ASMR(arch)
+    model.zero_grad()
+    loss = halo.backward(model, None, 1.0)
+    assert float(loss) > 0 and model.params["head_weight"].grad is not None
+    with torch.no_grad():
+        p_np = {k: v.detach().numpy() for k, v in model.named_tensors().items()}
+    # the ring values are the blocks' continuous extensions that point_taps blends
+    a = resample.coarse_preactivation(arch, p_np, (0, 0), (2, 3)).reshape(6, -1)
+    c = halo.coords.numpy()
+    ext = np.sin(a[:, None, :] + arch.w0 * c @ p_np["mod0.weight"].T) @ p_np["head.weight"].T + p_np["head.bias"]
+    from asmr_cli.model import TORCH
+    from asmr_cli.synthesis import render_blocked
+
+    p_t, coords = model._inputs(None)
+    out = render_blocked(TORCH, arch, p_t, coords[:-1] + [halo.coords]).detach().numpy()
+    np.testing.assert_allclose(out, np.transpose(ext, (0, 2, 1)), atol=1e-5)
