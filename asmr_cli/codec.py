@@ -394,6 +394,34 @@ def decode_video(data: bytes, frames=None, max_pixels: int | None = None):
     return Clip(render_frames(arch, params, start, end), fps)
 
 
+def render_clip(data: bytes, frames=None, size: tuple[int, int] | None = None, scale: float | None = None,
+                width: int | None = None, height: int | None = None,
+                region: tuple[int, int, int, int] | None = None, max_pixels: int | None = None):
+    """`decode_video` at any frame size and for any region of the frame (render_image's
+    options); the time axis stays on its grid. A few frames at a time."""
+    from fractions import Fraction
+
+    from .resample import check_region, output_size, render
+    from .video import DEFAULT_MAX_SAMPLES, Clip, FrameRange
+
+    f = bitstream.loads(data)
+    if f.header.kind != bitstream.KIND_VIDEO:
+        raise AsmrError("this file holds an image, not a video (decode it to .png)")
+    limit = DEFAULT_MAX_SAMPLES if max_pixels is None else max_pixels
+    arch, params = unpack(f, limit)
+    t, h, w = f.header.sizes
+    start, end = (frames or FrameRange()).resolve(t)
+    ow, oh = output_size(w, h, size, scale, width, height)
+    x, y, rw, rh = check_region(region, ow, oh, max(1, limit // (end - start)))
+    out = np.empty((end - start, rh, rw, arch.channels), np.uint8)
+    step = max(1, VIDEO_CHUNK_SAMPLES // (rh * rw))
+    for t0 in range(start, end, step):
+        t1 = min(end, t0 + step)
+        part = render(arch, params, (t, oh, ow), (t0, y, x), (t1, y + rh, x + rw))
+        out[t0 - start:t1 - start] = np.clip(np.rint(np.moveaxis(part, 0, -1) * 255.0), 0, 255)
+    return Clip(out, Fraction(f.header.fps_num, f.header.fps_den))
+
+
 def read_video_stats(data: bytes, ref: Path | None = None, frames=None) -> dict:
     """describe() plus, with a reference clip, the mean per-frame PSNR. `frames` selects
     the reference's frames (the range that was encoded)."""

@@ -267,3 +267,31 @@ def test_halo_target_is_the_ring_of_pixels_around_each_block():
     p_t, coords = model._inputs(None)
     out = render_blocked(TORCH, arch, p_t, coords[:-1] + [halo.coords]).detach().numpy()
     np.testing.assert_allclose(out, np.transpose(ext, (0, 2, 1)), atol=1e-5)
+
+
+def test_video_decode_at_any_size(tmp_path):
+    from fractions import Fraction
+
+    from asmr_cli.cli import app
+    from asmr_cli.codec import decode_video, encode_clip, render_clip
+    from asmr_cli.video import Clip, FrameRange, read_video
+
+    rng = np.random.default_rng(0)
+    clip = Clip(rng.integers(0, 256, (4, 16, 24, 3), dtype=np.uint8), Fraction(24))
+    data = encode_clip(clip, EncodeOptions(preset="fast", iters=8, device="cpu", bpp=4.0)).data
+    native = decode_video(data).frames
+    same = render_clip(data).frames
+    assert same.shape == native.shape
+    assert np.abs(same.astype(int) - native.astype(int)).max() <= 1
+    assert render_clip(data, scale=2).frames.shape == (4, 32, 48, 3)
+    assert render_clip(data, width=12).frames.shape == (4, 8, 12, 3)
+    part = render_clip(data, FrameRange(1, 3), region=(5, 2, 10, 7)).frames
+    np.testing.assert_array_equal(part, same[1:3, 2:9, 5:15])
+    src = tmp_path / "v.asmr"
+    src.write_bytes(data)
+    out = tmp_path / "v.y4m"
+    r = CliRunner().invoke(app, ["decode", str(src), "-o", str(out), "--scale", "2", "-f"])
+    assert r.exit_code == 0, r.output
+    assert read_video(out).frames.shape == (4, 32, 48, 3)
+    r = CliRunner().invoke(app, ["decode", str(src), "-o", str(out), "--region", "20,0,10,4", "-f"])
+    assert r.exit_code == 1 and "outside the 24x16 output" in r.output
