@@ -107,6 +107,7 @@ def fit(arch: Architecture, target: np.ndarray, quant: QuantConfig, cfg: FitConf
     transform = None
     step, mse = 0, 1.0
     timed = False
+    loop_start = first_done = time.perf_counter()  # the time limit counts from here: set-up excluded
     while step < total:
         fp_steps = total - qat_steps
         if step == fp_steps and qat_steps:
@@ -135,16 +136,21 @@ def fit(arch: Architecture, target: np.ndarray, quant: QuantConfig, cfg: FitConf
             mse = float(loss.detach())
             if progress:
                 progress(step, total, _psnr(mse))
+        if step == 1:
+            first_done = time.perf_counter()  # the first step carries one-off costs (lazy imports)
         if cfg.time_limit and not timed and step == 10:
             # shrink the schedule to the time budget, keeping its shape
             timed = True
-            per_step = (time.perf_counter() - start) / step
-            fit_in = int(cfg.time_limit * 0.9 / per_step)
+            per_step = (time.perf_counter() - first_done) / (step - 1)
+            left = cfg.time_limit - (time.perf_counter() - loop_start)
+            fit_in = step + int(max(0.0, left) * 0.9 / per_step)
             if fit_in < total:
                 total = max(step + 1, fit_in)
                 qat_steps = int(round(total * cfg.qat_fraction)) if total >= 20 else 0
                 if step >= total - qat_steps:
                     qat_steps = 0
+        if cfg.time_limit and time.perf_counter() - loop_start > cfg.time_limit:
+            break  # steps got slower than measured (a busy machine): stop with what we have
     if not steps:
         steps = {k: choose_steps(k, v.detach().cpu().numpy(), quant)
                  for k, v in model.named_tensors().items()}
