@@ -64,6 +64,8 @@ def encode(values: np.ndarray) -> CodedTensor:
 
 def decode(coded: CodedTensor, count: int) -> np.ndarray:
     """Decode `count` integers; raises AsmrError on an invalid model description."""
+    if not -(1 << 31) <= coded.lo <= coded.hi < 1 << 31:  # constriction raises OverflowError
+        raise AsmrError("corrupt file: symbol range outside 32 bits")
     if coded.model == CONSTANT:
         return np.full(count, coded.lo, dtype=np.int32)
     if not (coded.lo < coded.hi and coded.hi - coded.lo <= MAX_SYMBOL_RANGE):
@@ -71,7 +73,7 @@ def decode(coded: CodedTensor, count: int) -> np.ndarray:
     if not (np.isfinite(coded.mean) and np.isfinite(coded.scale) and 0 < coded.scale < 1e9
             and abs(coded.mean) < 1e9):
         raise AsmrError("corrupt file: bad entropy model parameters")
-    model = _model(coded.model, coded.lo, coded.hi, coded.mean, coded.scale)
+    model = _model(coded.model, coded.lo, coded.hi, coded.mean, coded.scale)  # AsmrError if unknown
     try:
         dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(coded.words, np.uint32))
         out = dec.decode(model, count)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asmr_cli import bitstream, codec
+from asmr_cli import bitstream, codec, entropy
 from asmr_cli.errors import AsmrError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,3 +145,13 @@ def test_random_words_under_valid_crc():
         start = int(rng.integers(0, len(b) - 8))
         b[start:start + 64] = rng.integers(0, 256, len(b[start:start + 64]), dtype=np.uint8).tobytes()
         _outcome(fp.join(header, bytes(b)))
+
+
+@pytest.mark.parametrize("model", [entropy.CONSTANT, entropy.LAPLACE, entropy.GAUSSIAN])
+@pytest.mark.parametrize("lo,hi", [(2**31 - 10, 2**31 + 100), (-2**31 - 5, -2**31 + 5), (2**31 + 5, 2**31 + 5)])
+def test_symbol_range_past_32_bits(model, lo, hi):
+    """Found by review: the container allows lo up to 2^31 - 1 and a span of 2^20, so hi could
+    pass int32 and constriction's model constructor raised OverflowError, not AsmrError."""
+    coded = entropy.CodedTensor(model, lo, hi, 0.0, 1.0, np.array([1, 2], np.uint32))
+    with pytest.raises(AsmrError, match="outside 32 bits"):
+        entropy.decode(coded, 5)
