@@ -103,7 +103,7 @@ def check_decodable(h: bitstream.Header, max_pixels: int = DEFAULT_MAX_PIXELS) -
     coarse = dec.cells(dec.levels - 2) * (arch.hidden + arch.latent_dim)
     limit = DECODE_WORK_PER_SAMPLE * samples + DECODE_SLACK
     if padded > DECODE_PADDING * samples + DECODE_SLACK or coarse > limit:
-        raise AsmrError(f"its bases pad {samples} samples to {padded} with {dec.cells(dec.levels - 2)} coarse "
+        raise AsmrError(f"the bases pad {samples} samples to {padded} with {dec.cells(dec.levels - 2)} coarse "
                         f"cells of width {arch.hidden}: too much work to decode")
     if macs_per_pixel(arch) * padded > DECODE_MACS_PER_SAMPLE * samples + (1 << 30):
         raise AsmrError(f"a network of {arch.param_count()} parameters is too costly to render "

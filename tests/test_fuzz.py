@@ -155,3 +155,25 @@ def test_symbol_range_past_32_bits(model, lo, hi):
     coded = entropy.CodedTensor(model, lo, hi, 0.0, 1.0, np.array([1, 2], np.uint32))
     with pytest.raises(AsmrError, match="outside 32 bits"):
         entropy.decode(coded, 5)
+
+
+def test_mutants_through_the_cli_exit_0_or_1_with_one_line(tmp_path):
+    """What a user sees: `asmr decode` and `asmr stats` on mutants exit 0, or 1 with one line."""
+    from typer.testing import CliRunner
+
+    from asmr_cli.cli import app
+
+    runner = CliRunner()
+    rng = np.random.default_rng(99)
+    for i in range(40):
+        _kind, data = fp.mutate(SEEDS[i % len(SEEDS)], rng, SEEDS)
+        src = tmp_path / f"m{i}.asmr"
+        src.write_bytes(data)
+        decode = ["decode", str(src), "-o", str(tmp_path / "o.png"), "-f", "--max-pixels", str(fp.FUZZ_MAX_PIXELS)]
+        for args in (decode, ["stats", str(src), "--json"]):
+            r = runner.invoke(app, args)
+            assert r.exit_code in (0, 1), (args, r.output)
+            if r.exit_code == 1:
+                lines = [x for x in r.output.splitlines() if x.strip()]
+                assert len(lines) == 1 and lines[0].startswith("asmr: error: "), r.output
+    assert [p.name for p in tmp_path.iterdir() if ".part" in p.name] == []
