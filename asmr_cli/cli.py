@@ -102,18 +102,20 @@ def encode(
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger inputs."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames START:END (0-based, END excluded)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Fit a network to an image and write it as an .asmr file."""
-    from .codec import EncodeOptions, encode_raster
+    from .codec import EncodeOptions
     from .media import read_image
 
     try:
         out = _output_path(input, output, ".asmr")
         _refuse_overwrite(out, force)
-        raster = read_image(input, max_pixels)
+        clip = _read_clip(input, frames)
+        raster = read_image(input, max_pixels) if clip is None else None
         opts = EncodeOptions(preset=preset, bases=bases, hidden=hidden, latent_dim=latent_dim,
                              levels=levels, iters=iters, time_limit=time_limit, seed=seed,
                              device=device, max_pixels=max_pixels)
@@ -129,9 +131,9 @@ def encode(
                 def progress(step: int, total: int, db: float) -> None:
                     bar.update(task, completed=step, total=total, psnr=f"{db:.2f} dB")
 
-                result = encode_raster(raster, opts, progress)
+                result = _encode_any(raster, clip, opts, progress)
         else:
-            result = encode_raster(raster, opts)
+            result = _encode_any(raster, clip, opts)
         _write_atomic(out, result.data)
     except AsmrError as exc:
         _fail(exc)
@@ -149,6 +151,7 @@ def decode(
     input: Path = typer.Argument(..., help=".asmr file."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output image (.png .jpg .webp .tif)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Video: decode frames START:END only."),
     size: Optional[str] = typer.Option(None, "--size", help="Render at WIDTHxHEIGHT, e.g. 1536x1024."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Render at this scale, e.g. 2 or 0.25."),
     width: Optional[int] = typer.Option(None, "--width", help="Render this wide (aspect kept)."),
@@ -164,6 +167,11 @@ def decode(
 
     start = time.perf_counter()
     try:
+        if _holds_video(input):
+            resize = dict(size=parse_size(size) if size is not None else None, scale=scale, width=width,
+                          height=height, region=parse_region(region) if region is not None else None)
+            _decode_clip(input, output, frames, force, as_json, start, resize)
+            return
         out = _output_path(input, output, ".png")
         _refuse_overwrite(out, force)
         raster = render_image(_read_file(input), parse_size(size) if size is not None else None, scale,
@@ -183,13 +191,15 @@ def stats(
     input: Path = typer.Argument(..., help=".asmr file."),
     ref: Optional[Path] = typer.Option(None, "--ref", help="Original image, for PSNR and SSIM."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger references."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Video: the reference's frames START:END."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Report size, bits per pixel, MACs per pixel and, with --ref, PSNR/SSIM."""
     from .codec import read_stats
 
     try:
-        s = read_stats(_read_file(input), ref, max_pixels)
+        data = _read_file(input)
+        s = _video_stats(data, ref, frames) if _holds_video(input) else read_stats(data, ref, max_pixels)
     except AsmrError as exc:
         _fail(exc)
         return
@@ -202,6 +212,69 @@ def stats(
     for k, v in s.items():
         table.add_row(k, str(v))
     Console(highlight=False).print(table)
+
+
+# -- video: dispatch helpers (a clip is read, encoded and written by video.py and codec.py) --
+
+def _read_clip(path: Path, frames: Optional[str]):
+    """The clip to encode, or None when the input is an image."""
+    from .video import is_video_path, parse_frames, read_video
+
+    if not is_video_path(path) and frames is None:
+        return None
+    return read_video(path, parse_frames(frames))
+
+
+def _encode_any(raster, clip, opts, progress=None):
+    from .codec import encode_clip, encode_raster
+
+    return encode_raster(raster, opts, progress) if clip is None else encode_clip(clip, opts, progress)
+
+
+def _holds_video(path: Path) -> bool:
+    from .codec import holds_video
+
+    return holds_video(_read_file(path))
+
+
+def _refuse_folder_overwrite(out: Path, force: bool) -> None:
+    """A frame folder is replaced only with -f, and only if it holds nothing but frames."""
+    if out.exists() and not force:
+        raise AsmrError(f"{out} exists (use -f to overwrite)")
+    if out.is_dir():
+        from .video import FRAME_EXTS
+
+        if any(p.suffix.lower() not in FRAME_EXTS or p.is_dir() for p in out.iterdir()):
+            raise AsmrError(f"{out}: folder holds more than frames; not overwriting it")
+
+
+def _decode_clip(input: Path, output: Optional[Path], frames: Optional[str], force: bool,
+                 as_json: bool, start: float, resize: Optional[dict] = None) -> None:
+    from .codec import decode_video, render_clip
+    from .video import is_video_output, parse_frames, write_video
+
+    out = _output_path(input, output, ".mp4")
+    if not is_video_output(out):
+        raise AsmrError(f"{out}: this file holds a video; write it to .mp4, .gif, .y4m or a folder")
+    if out.suffix == "" or out.is_dir():
+        _refuse_folder_overwrite(out, force)
+    else:
+        _refuse_overwrite(out, force)
+    if resize and any(v is not None for v in resize.values()):
+        clip = render_clip(_read_file(input), parse_frames(frames), **resize)
+    else:
+        clip = decode_video(_read_file(input), parse_frames(frames))
+    write_video(out, clip)
+    if as_json:
+        _print_json({"output": str(out), "frames": clip.count, "width": clip.width, "height": clip.height,
+                     "fps": float(clip.fps), "decode_seconds": round(time.perf_counter() - start, 4)})
+
+
+def _video_stats(data: bytes, ref: Optional[Path], frames: Optional[str]) -> dict:
+    from .codec import read_video_stats
+    from .video import parse_frames
+
+    return read_video_stats(data, ref, parse_frames(frames))
 
 
 class Terminated(BaseException):

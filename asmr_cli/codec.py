@@ -326,7 +326,8 @@ def encode_clip(clip, opts: EncodeOptions | None = None, progress=None) -> Encod
         raise AsmrError("--iters must be at least 1")
     if opts.time_limit is not None and opts.time_limit <= 0:
         raise AsmrError("--time-limit must be positive")
-    cfg = FitConfig(iters=iters, lr=p.lr, time_limit=opts.time_limit, seed=opts.seed,
+    time_limit = opts.time_limit if opts.time_limit is not None else p.time_limit
+    cfg = FitConfig(iters=iters, lr=p.lr, time_limit=time_limit, seed=opts.seed,
                     device=resolve_device(opts.device))
     fps = _fps_pair(clip.fps)
     header = _header(arch, bitstream.KIND_VIDEO, 8, fps)
@@ -374,8 +375,8 @@ def render_frames(arch: Architecture, params: dict[str, np.ndarray], start: int,
         blocked = last_level(NUMPY, a[c:e].reshape(-1, hid), m, p["head.weight"], p["head.bias"])
         frames = blocked_to_raster(NUMPY, blocked, (e - c, *grid[1:]), bases)  # (C, (e-c)*tb, Hp, Wp)
         lo, hi = max(start, c * tb), min(end, e * tb)
-        part = frames[:, lo - c * tb:hi - c * tb, :height, :width]
-        out[lo - start:hi - start] = np.clip(np.rint(np.moveaxis(part, 0, -1) * 255.0), 0, 255)
+        part = frames[:, lo - c * tb:hi - c * tb, :height, :width] * np.float32(255.0)
+        out[lo - start:hi - start] = np.moveaxis(np.clip(np.rint(part), 0, 255).astype(np.uint8), 0, -1)
     return out
 
 

@@ -22,3 +22,27 @@ PRESETS: dict[str, Preset] = {
     "high": Preset(hidden=96, latent_dim=2, levels=7, iters=3500, weight_bits=8, latent_bits=6),
 }
 DEFAULT_PRESET = "default"
+
+
+@dataclass(frozen=True)
+class VideoPreset:
+    """A video network: width, latent size, levels, the last level's bases along time and
+    space (the last level is the one evaluated at every sample), the default rate, and a
+    wall-clock cap on the fit (the schedule shrinks to fit it; --time-limit overrides)."""
+
+    iters: int
+    hidden: int
+    latent_dim: int = 4
+    levels: int = 6
+    time_last: int = 1
+    space_last: int = 8
+    bpp: float = 0.2
+    lr: float = 1e-3
+    time_limit: float | None = None
+
+
+VIDEO_PRESETS: dict[str, VideoPreset] = {
+    "fast": VideoPreset(iters=400, hidden=32, latent_dim=2, time_limit=150),
+    "default": VideoPreset(iters=1200, hidden=48, time_limit=540),
+    "high": VideoPreset(iters=3000, hidden=64),
+}
