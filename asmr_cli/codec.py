@@ -83,7 +83,7 @@ def pack(arch: Architecture, params: dict[str, np.ndarray], steps: dict[str, np.
 DECODE_WORK_PER_SAMPLE = 1024  # floats of coarse activations (cells x hidden) per declared sample
 DECODE_MACS_PER_SAMPLE = 1 << 18
 DECODE_PADDING = 8  # padded samples per declared sample (automatic bases pad a few percent)
-DECODE_SLACK = 1 << 20  # what any small file may use whatever its size
+DECODE_SLACK = 1 << 16  # what any small file may use whatever its size
 
 
 def check_decodable(h: bitstream.Header, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:

@@ -47,10 +47,10 @@ def test_seeds_decode():
 def test_bounded_fuzz_run():
     """A few seconds of the benchmark's mutants: no crash, no hang, and the CRC-fixed ones
     get past the checksums (some decode, some fail in the payload checks)."""
-    outcomes, kinds, _slowest, failures = fp.run(100_000, seed=1234, budget_s=4.0)
+    outcomes, kinds, _slowest, failures = fp.run(1500, seed=1234, budget_s=4.0)
     bad = [(k, o) for k, o, _ in failures if not o.startswith("SLOW")]
     assert not bad, bad[:5]
-    assert sum(outcomes.values()) >= 200
+    assert sum(outcomes.values()) >= 50  # ~1000 on an idle core
     assert outcomes["ok"] > 0
     behind_crc = [o for o in outcomes if "checksum" not in o and o.startswith("AsmrError: corrupt file")]
     assert behind_crc, outcomes
