@@ -181,7 +181,6 @@ def _parse_header(data: bytes) -> Header:
     _check(1 <= dims <= MAX_DIMS, f"{dims} axes")
     _check(dims == (2 if kind == KIND_IMAGE else 3),
            f"{dims} axes for {'an image' if kind == KIND_IMAGE else 'a video'}")
-    _check(dims == (2 if kind == KIND_IMAGE else 3), f"{dims} axes for {'an image' if kind == KIND_IMAGE else 'a video'}")
     _check(1 <= channels <= MAX_CHANNELS, f"{channels} channels")
     _check(bit_depth in (8, 16), f"bit depth {bit_depth}")
     _check(2 <= levels <= MAX_LEVELS, f"{levels} levels")
