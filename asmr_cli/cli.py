@@ -55,6 +55,8 @@ def _refuse_overwrite(out: Path, force: bool) -> None:
         raise AsmrError(f"{out} exists (use -f to overwrite)")
     if out.exists() and out.is_dir():
         raise AsmrError(f"{out} is a directory")
+    if not out.parent.is_dir():  # found before the work, not after it
+        raise AsmrError(f"{out}: no such folder {out.parent}")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

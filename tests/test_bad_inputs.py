@@ -95,6 +95,17 @@ def test_failed_run_leaves_existing_output(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if ".part" in p.name] == []
 
 
+def test_missing_output_folder_is_refused_before_encoding(tmp_path):
+    import time
+
+    src = _png(tmp_path / "a.png")
+    t0 = time.perf_counter()
+    r = runner.invoke(app, ["encode", str(src), "-o", str(tmp_path / "nope" / "a.asmr"), "--preset", "fast",
+                            "--iters", "100000", "--device", "cpu", "--quiet"])
+    assert "no such folder" in _error_line(r)
+    assert time.perf_counter() - t0 < 5  # refused up front, not after 100000 steps
+
+
 def test_decompression_bomb_and_the_flag_to_allow_it(tmp_path, capfd):
     src = _png(tmp_path / "big.png", 40, 60)  # 2400 pixels
     line = _error_line(_encode(src, tmp_path / "a.asmr", "--max-pixels", "2000"))
