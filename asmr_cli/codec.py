@@ -19,7 +19,7 @@ from .media import DEFAULT_MAX_PIXELS, Raster, read_image
 from .metrics import macs_per_pixel, psnr, siren_macs_per_pixel, ssim
 from .presets import DEFAULT_PRESET, PRESETS
 from .quantize import dequantize, quantize
-from .ratecontrol import coded_size, hidden_for, search_steps, target_for
+from .ratecontrol import coded_size, fit_budget, hidden_for, search_steps, target_for
 from .synthesis import render_numpy
 
 
@@ -144,7 +144,7 @@ def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeR
                     device=resolve_device(opts.device))
     header = _header(arch, bitstream.KIND_IMAGE, raster.bit_depth)
     check_decodable(header, opts.max_pixels)  # never write what the decoder would refuse
-    payload_budget = target.budget_bytes - bitstream.overhead(header)
+    payload_budget = fit_budget(target, bitstream.overhead(header), arch)
 
     def policy(params, sens):
         return search_steps(params, sens, payload_budget)[0]

@@ -116,6 +116,13 @@ def _axis_bases(n: int, levels: int, last: int) -> tuple[int, ...]:
     return min(ok, key=lambda c: (c[1], c[0], c[2], c[3]))[4]
 
 
+def levels_for(sizes: tuple[int, ...], most: int = DEFAULT_LEVELS, last: int = DEFAULT_LAST_BASE) -> int:
+    """Enough levels to split the longest axis into bases of about 2 above a last base
+    near `last`, at most `most`: small images get fewer, shallower levels."""
+    n = max(sizes)
+    return int(min(most, max(2, math.ceil(math.log2(max(1.0, n / last))) + 1)))
+
+
 def auto_bases(sizes: tuple[int, ...], levels: int = DEFAULT_LEVELS,
                last: int = DEFAULT_LAST_BASE) -> Decomposition:
     """Choose bases for every axis with the same level count."""

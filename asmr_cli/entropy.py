@@ -2,7 +2,7 @@
 
 Each tensor gets its own model, fitted by the encoder and rebuilt exactly by the decoder
 from a few transmitted numbers: a quantised Laplace or Gaussian (whichever codes the
-tensor shorter) with float32 mean and scale, on the tensor's integer range [lo, hi].
+tensor shorter) with a half-integer mean and a float16 scale, on the tensor's integer range [lo, hi].
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ def encode(values: np.ndarray) -> CodedTensor:
         return CodedTensor(CONSTANT, lo, hi, 0.0, 0.0, np.zeros(0, np.uint32))
     if hi - lo > MAX_SYMBOL_RANGE:
         raise AsmrError("quantised values span too wide a range to code")
-    mean = float(np.float32(np.median(q)))
+    mean = float(np.rint(2 * np.median(q)) / 2)  # stored as 2*mean, an integer
     dev = np.abs(q - mean)
-    candidates = [
-        (LAPLACE, float(np.float32(max(dev.mean(), 0.05)))),
-        (GAUSSIAN, float(np.float32(max(np.sqrt((dev**2).mean()), 0.05)))),
+    candidates = [  # scales are stored as float16
+        (LAPLACE, _half(dev.mean())),
+        (GAUSSIAN, _half(np.sqrt((dev**2).mean()))),
     ]
     best = None
     for kind, scale in candidates:
@@ -62,6 +62,10 @@ def encode(values: np.ndarray) -> CodedTensor:
     return best
 
 
+def _half(x: float) -> float:
+    return float(np.float16(min(max(float(x), 0.05), 60000.0)))
+
+
 def decode(coded: CodedTensor, count: int) -> np.ndarray:
     """Decode `count` integers; raises AsmrError on an invalid model description."""
     if not -(1 << 31) <= coded.lo <= coded.hi < 1 << 31:  # constriction raises OverflowError
@@ -70,7 +74,7 @@ def decode(coded: CodedTensor, count: int) -> np.ndarray:
         return np.full(count, coded.lo, dtype=np.int32)
     if not (coded.lo < coded.hi and coded.hi - coded.lo <= MAX_SYMBOL_RANGE):
         raise AsmrError("corrupt file: bad symbol range")
-    if not (np.isfinite(coded.mean) and np.isfinite(coded.scale) and 0 < coded.scale < 1e9
+    if not (np.isfinite(coded.mean) and np.isfinite(coded.scale) and 0 < coded.scale < 1e5
             and abs(coded.mean) < 1e9):
         raise AsmrError("corrupt file: bad entropy model parameters")
     model = _model(coded.model, coded.lo, coded.hi, coded.mean, coded.scale)  # AsmrError if unknown

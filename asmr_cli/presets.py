@@ -1,4 +1,5 @@
-"""Encoder presets: data, not code paths. Each names an architecture and an effort."""
+"""Encoder presets: data, not code paths. A preset sets the effort and the network's
+shape; the rate (and with it the width) comes from -q / --bpp / --size."""
 
 from __future__ import annotations
 
@@ -7,19 +8,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Preset:
-    hidden: int
-    latent_dim: int
-    levels: int
     iters: int
-    weight_bits: int
-    latent_bits: int
+    latent_dim: int = 2
+    levels: int = 7
     lr: float = 1e-3
 
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset(hidden=48, latent_dim=2, levels=7, iters=800, weight_bits=7, latent_bits=5),
-    "default": Preset(hidden=64, latent_dim=2, levels=7, iters=2500, weight_bits=8, latent_bits=6),
-    "high": Preset(hidden=96, latent_dim=2, levels=7, iters=3500, weight_bits=8, latent_bits=6),
+    "fast": Preset(iters=600),
+    "default": Preset(iters=2000),
+    "high": Preset(iters=5000),
 }
 DEFAULT_PRESET = "default"
 

@@ -1,18 +1,10 @@
 """Weight quantisation: uniform steps per output row (weights) or per tensor (biases,
-latent grids), the integers the bitstream stores, and the straight-through fake
+latent grids), chosen for rate and distortion, the integers the bitstream stores, and the straight-through fake
 quantisation that lets training adapt to them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-
-
-@dataclass(frozen=True)
-class QuantConfig:
-    weight_bits: int = 8
-    latent_bits: int = 6
 
 
 def step_groups(name: str, shape: tuple[int, ...]) -> int:
@@ -20,14 +12,22 @@ def step_groups(name: str, shape: tuple[int, ...]) -> int:
     return shape[0] if name.endswith(".weight") else 1
 
 
-def choose_steps(name: str, values: np.ndarray, cfg: QuantConfig) -> np.ndarray:
-    """float32 step per group so that the largest magnitude maps to 2^(bits-1) - 1."""
-    bits = cfg.latent_bits if name.startswith("latent") else cfg.weight_bits
-    groups = step_groups(name, values.shape)
-    peak = np.abs(values.reshape(groups, -1)).max(axis=1)
-    qmax = 2 ** (bits - 1) - 1
-    steps = np.where(peak > 0, peak / qmax, 1.0)
-    return steps.astype(np.float32)
+# Step sizes are stored as one byte each: step = 2^((code - STEP_BIAS) / STEP_RES).
+STEP_RES, STEP_BIAS = 8, 176  # 2^-22 .. 2^9.9, 9% apart
+
+
+def step_codes(steps: np.ndarray) -> np.ndarray:
+    codes = np.rint(np.log2(np.maximum(steps.astype(np.float64), 1e-30)) * STEP_RES) + STEP_BIAS
+    return np.clip(codes, 0, 255).astype(np.uint8)
+
+
+def step_values(codes: np.ndarray) -> np.ndarray:
+    return np.exp2((codes.astype(np.float64) - STEP_BIAS) / STEP_RES).astype(np.float32)
+
+
+def snap_steps(steps: np.ndarray) -> np.ndarray:
+    """The nearest storable steps: what the decoder will use, so the encoder uses it too."""
+    return step_values(step_codes(steps))
 
 
 def _expand(steps: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -49,3 +49,26 @@ def fake_quant(t, steps):
 
     s = torch.as_tensor(_expand(steps, tuple(t.shape)), dtype=t.dtype, device=t.device)
     return t + (torch.round(t / s) * s - t).detach()
+
+
+# -- rate allocation ---------------------------------------------------------------------
+# Quantising a group of weights with step s adds noise of variance s^2/12; its effect on
+# the loss is about sens * s^2/12, where sens is the mean squared gradient of the loss
+# with respect to those weights (Adam's second moment: a diagonal Fisher estimate). Its
+# rate falls by one bit per element each time s doubles. Equal distortion-rate slopes
+# across groups then mean sens * s^2 is the same everywhere: s = lam / sqrt(sens), one
+# global lam setting the rate.
+
+MIN_STEP_RATIO = 2.0 ** -14  # never finer than peak * 2^-14: keeps symbol ranges small
+SENS_FLOOR = 1e-20
+
+
+def sensitivity_steps(params: dict[str, np.ndarray], sens: dict[str, np.ndarray], lam: float) -> dict[str, np.ndarray]:
+    steps = {}
+    for name, values in params.items():
+        groups = step_groups(name, values.shape)
+        peak = np.abs(values.reshape(groups, -1)).max(axis=1)
+        s = lam / np.sqrt(np.maximum(sens[name], SENS_FLOOR))
+        s = np.maximum(s, np.maximum(peak, 1e-12) * MIN_STEP_RATIO)
+        steps[name] = snap_steps(s)
+    return steps

@@ -3,7 +3,7 @@ import pytest
 
 from asmr_cli import bitstream, entropy
 from asmr_cli.errors import AsmrError
-from asmr_cli.quantize import step_groups
+from asmr_cli.quantize import snap_steps, step_groups
 
 
 def _file(seed=0):
@@ -14,7 +14,7 @@ def _file(seed=0):
     for name, shape in header.architecture.param_shapes():
         q = np.rint(rng.laplace(0, 4, size=shape)).astype(np.int32)
         ints.append(q)
-        steps = rng.uniform(0.001, 0.1, step_groups(name, shape)).astype(np.float32)
+        steps = snap_steps(rng.uniform(0.001, 0.1, step_groups(name, shape)))
         tensors.append(bitstream.Tensor(steps, entropy.encode(q)))
     return bitstream.AsmrFile(header, tensors), ints
 

@@ -7,14 +7,14 @@ from asmr_cli.media import Raster, read_image, write_image
 
 from .conftest import SAMPLES
 
-FAST = dict(preset="fast", iters=150, device="cpu")
+FAST = dict(preset="fast", iters=150, device="cpu", bpp=8.0)
 
 
 def _crop(raster, h, w):
     return Raster(raster.pixels[:h, :w].copy(), raster.bit_depth)
 
 
-@pytest.mark.parametrize("mode,floor", [("RGB", 17.0), ("L", 18.0), ("RGBA", 17.0)])
+@pytest.mark.parametrize("mode,floor", [("RGB", 16.0), ("L", 17.0), ("RGBA", 16.0)])
 def test_round_trip_modes(tmp_path, mode, floor):
     from PIL import Image
 
@@ -38,7 +38,7 @@ def test_round_trip_16bit(tmp_path):
     res = encode_raster(r16, EncodeOptions(**FAST))
     out = decode_bytes(res.data)
     assert out.bit_depth == 16 and out.pixels.dtype == np.uint16
-    assert res.stats["psnr"] >= 17.0
+    assert res.stats["psnr"] >= 16.0
     write_image(tmp_path / "o.png", out)
     back = read_image(tmp_path / "o.png")
     assert back.bit_depth == 16
@@ -51,7 +51,7 @@ def test_odd_sizes(h, w, sample_rgb):
     res = encode_raster(src, EncodeOptions(**FAST))
     out = decode_bytes(res.data)
     assert out.pixels.shape == (h, w, 3)
-    assert res.stats["psnr"] >= 15.0
+    assert res.stats["psnr"] >= 14.0
 
 
 def test_same_seed_same_bytes(sample_rgb):

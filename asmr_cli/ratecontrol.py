@@ -1,0 +1,111 @@
+"""Rate control: turn --bpp / --size / -q into a byte budget, the budget into an
+architecture (width, latent grids), and the architecture's trained weights into
+quantisation steps that fill the budget. Training length never decides the rate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import bitstream, entropy
+from .errors import AsmrError
+from .quantize import quantize, sensitivity_steps
+
+DEFAULT_QUALITY = 75
+FILE_OVERHEAD = 64  # magic, version, lengths, checksums, header (upper bound for 2-D/3-D)
+
+
+def quality_to_bpp(quality: float) -> float:
+    """-q 0..100 -> bits per pixel, monotonic: 0.05 bpp at 0, doubling every 16 steps
+    (0.44 at 50, 1.28 at 75, 3.2 at 96)."""
+    if not 0 <= quality <= 100:
+        raise AsmrError(f"-q {quality}: expected 0..100")
+    return 0.05 * 2.0 ** (quality / 16.0)
+
+
+@dataclass(frozen=True)
+class Target:
+    budget_bytes: int
+    bpp: float | None = None  # the requested rate, when given as one
+    cap: bool = False         # --size: a hard limit, never exceeded
+
+
+def target_for(samples: int, bpp: float | None, size: int | None, quality: float | None) -> Target:
+    given = [x is not None for x in (bpp, size, quality)]
+    if sum(given) > 1:
+        raise AsmrError("give only one of --bpp, --size and -q/--quality")
+    if size is not None:
+        if size < FILE_OVERHEAD + 256:
+            raise AsmrError(f"--size {size}: too small for any file (at least {FILE_OVERHEAD + 256} bytes)")
+        return Target(size, cap=True)
+    if bpp is None:
+        bpp = quality_to_bpp(DEFAULT_QUALITY if quality is None else quality)
+        explicit = None
+    else:
+        if not 0 < bpp <= 64:
+            raise AsmrError(f"--bpp {bpp}: expected a positive rate up to 64")
+        explicit = bpp
+    budget = int(bpp * samples / 8)
+    if budget < FILE_OVERHEAD + 256:
+        budget = FILE_OVERHEAD + 256
+    return Target(budget, bpp=explicit)
+
+
+# Share of the budget spent on the network weights (the rest goes to the latent grids),
+# and the bits a weight costs at the rates we aim for. Calibrated on Kodak (docs/rate-distortion.md).
+WEIGHT_SHARE = 0.6
+BITS_PER_WEIGHT = 6.5
+MIN_HIDDEN, MAX_HIDDEN = 8, 192
+
+
+def hidden_for(budget_bytes: int, levels: int) -> int:
+    """Width whose (levels - 2) hidden x hidden matrices take WEIGHT_SHARE of the budget."""
+    weights = WEIGHT_SHARE * budget_bytes * 8 / BITS_PER_WEIGHT
+    hid = math.sqrt(weights / max(1, levels - 2))
+    return int(min(MAX_HIDDEN, max(MIN_HIDDEN, 4 * round(hid / 4))))
+
+
+MIN_BITS_PER_PARAM = 3.0  # below this a network is mostly zeros
+TENSOR_OVERHEAD = 12      # bytes per tensor record besides its coded words (about)
+
+
+def fit_budget(target: Target, file_overhead: int, arch) -> int:
+    """Payload bytes to aim for. Tiny images cannot reach a low rate with any network:
+    a rate or quality target is raised to the least that codes a usable network, a
+    --size cap below that is refused."""
+    shapes = arch.param_shapes()
+    least = file_overhead + TENSOR_OVERHEAD * len(shapes) + int(arch.param_count() * MIN_BITS_PER_PARAM / 8)
+    if target.budget_bytes >= least:
+        return target.budget_bytes - file_overhead
+    if target.cap:
+        raise AsmrError(f"--size {target.budget_bytes}: this image needs at least {least} bytes")
+    return least - file_overhead
+
+
+def coded_size(params: dict[str, np.ndarray], steps: dict[str, np.ndarray]) -> int:
+    """Exact payload bytes for these steps (runs the entropy coder and the packer)."""
+    return sum(len(bitstream.pack_tensor(bitstream.Tensor(steps[name], entropy.encode(quantize(v, steps[name])))))
+               for name, v in params.items())
+
+
+def search_steps(params: dict[str, np.ndarray], sens: dict[str, np.ndarray],
+                 budget: int) -> tuple[dict[str, np.ndarray], int]:
+    """The finest steps (smallest lam) whose payload fits in `budget` bytes."""
+    lo, hi = -30.0, 10.0  # log2 lam
+    best = None
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        steps = sensitivity_steps(params, sens, 2.0 ** mid)
+        size = coded_size(params, steps)
+        if size <= budget:
+            best, hi = (steps, size), mid
+        else:
+            lo = mid
+        if hi - lo < 0.005:
+            break
+    if best is None:
+        steps = sensitivity_steps(params, sens, 2.0 ** hi)
+        best = (steps, coded_size(params, steps))
+    return best

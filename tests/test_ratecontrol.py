@@ -1,0 +1,49 @@
+import pytest
+
+from asmr_cli.codec import EncodeOptions, encode_raster
+from asmr_cli.errors import AsmrError
+from asmr_cli.ratecontrol import hidden_for, quality_to_bpp, target_for
+
+
+def test_quality_maps_monotonically_onto_rate():
+    rates = [quality_to_bpp(q) for q in range(0, 101, 5)]
+    assert all(a < b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(AsmrError):
+        quality_to_bpp(101)
+
+
+def test_width_grows_with_budget():
+    widths = [hidden_for(b, 7) for b in (500, 5_000, 20_000, 60_000, 200_000)]
+    assert widths == sorted(widths) and widths[0] < widths[-1]
+
+
+def test_conflicting_targets_rejected():
+    with pytest.raises(AsmrError):
+        target_for(1000, 1.0, 500, None)
+    with pytest.raises(AsmrError):
+        target_for(1000, -1.0, None, None)
+
+
+@pytest.mark.parametrize("bpp", [3.0, 6.0])
+def test_bpp_target_hit_within_5_percent(sample_rgb, bpp):
+    res = encode_raster(sample_rgb, EncodeOptions(preset="fast", iters=60, bpp=bpp, device="cpu"))
+    achieved = len(res.data) * 8 / (96 * 64)
+    assert abs(achieved / bpp - 1) <= 0.05
+    assert res.stats["target_bpp"] == bpp
+
+
+def test_size_cap_never_exceeded(sample_rgb):
+    for cap in (2000, 4000):
+        res = encode_raster(sample_rgb, EncodeOptions(preset="fast", iters=40, size=cap, device="cpu"))
+        assert len(res.data) <= cap
+
+
+def test_size_cap_below_any_network_refused(sample_rgb):
+    with pytest.raises(AsmrError, match="needs at least"):
+        encode_raster(sample_rgb, EncodeOptions(preset="fast", iters=5, size=400, device="cpu"))
+
+
+def test_higher_quality_gives_bigger_files(sample_rgb):
+    sizes = [len(encode_raster(sample_rgb, EncodeOptions(preset="fast", iters=40, quality=q, device="cpu")).data)
+             for q in (60, 90)]
+    assert sizes[0] < sizes[1]
