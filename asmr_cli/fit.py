@@ -8,6 +8,7 @@ padding samples carry zero weight.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -16,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .architecture import Architecture
-from .quantize import QuantConfig, choose_steps, fake_quant
+from .quantize import fake_quant, step_groups
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, PSNR so far)
+StepPolicy = Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class FitConfig:
 class FitResult:
     params: dict[str, np.ndarray]  # float32, before quantisation
     steps: dict[str, np.ndarray]   # quantisation step sizes (float32)
+    sensitivity: dict[str, np.ndarray]  # mean squared gradient per step group
     iterations: int
     train_psnr: float
     seconds: float
@@ -57,30 +60,90 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def _blocked_target(arch: Architecture, target: np.ndarray, device: str):
-    """Pad (C, *sizes) to the decomposition's grid and rearrange to (P, C, Q), with a
-    matching weight mask (None when nothing is padded)."""
-    import torch
+CHUNK_THRESHOLD = 1 << 22  # padded samples above which the last level trains in chunks
+CHUNK_SAMPLES = 1 << 20    # samples per chunk of coarse cells
 
-    from .model import TORCH
-    from .synthesis import to_blocked
+
+def _scatter_blocked(blocked: np.ndarray, raster: np.ndarray, grid: tuple[int, ...],
+                     bases: tuple[int, ...]) -> None:
+    """Write an unpadded (C, *sizes) raster into a (P, C, Q) blocked array in place: per
+    axis, the whole coarse cells and the one partial cell at the edge, all through views
+    (no padded or permuted copy of the raster)."""
+    d, ch = len(grid), blocked.shape[1]
+    view = blocked.reshape(*grid, ch, *bases).transpose(d, *[v for i in range(d) for v in (i, d + 1 + i)])
+    parts = []
+    for s, b in zip(raster.shape[1:], bases):
+        full, rem = divmod(s, b)
+        axis = [(slice(0, full), slice(None), slice(0, full * b), (full, b))] if full else []
+        if rem:
+            axis.append((slice(full, full + 1), slice(0, rem), slice(full * b, s), (1, rem)))
+        parts.append(axis)
+    for combo in itertools.product(*parts):
+        dst = (slice(None),) + tuple(x for c in combo for x in c[:2])
+        src = raster[(slice(None),) + tuple(c[2] for c in combo)]
+        view[dst] = src.reshape(src.shape[0], *[n for c in combo for n in c[3]])
+
+
+def _blocked_target(arch: Architecture, target: np.ndarray, device: str):
+    """(C, *sizes) -> zero-padded (P, C, Q) float32, built in place, with a (P, 1, Q) bool
+    mask of the real samples (None when nothing is padded)."""
+    import torch
 
     dec = arch.decomposition
     grid, bases = dec.grid(dec.levels - 2), dec.level_bases(dec.levels - 1)
-    pad = [(0, 0)] + [(0, p - s) for s, p in zip(dec.sizes, dec.padded)]
-    t = torch.from_numpy(np.pad(target, pad))
-    blocked = to_blocked(TORCH, t, grid, bases).contiguous().to(device)
+    shape = (math.prod(grid), target.shape[0], math.prod(bases))
+    blocked = np.zeros(shape, np.float32)
+    _scatter_blocked(blocked, np.asarray(target, np.float32), grid, bases)
+    tgt = torch.from_numpy(blocked).to(device)
     if tuple(dec.sizes) == tuple(dec.padded):
-        return blocked, None
-    m = np.zeros((1, *dec.padded), np.float32)
-    m[(slice(None),) + tuple(slice(0, s) for s in dec.sizes)] = 1.0
-    mask = to_blocked(TORCH, torch.from_numpy(m), grid, bases).contiguous().to(device)
-    return blocked, mask
+        return tgt, None
+    mask = np.zeros((shape[0], 1, shape[2]), bool)
+    _scatter_blocked(mask, np.broadcast_to(np.True_, (1, *dec.sizes)), grid, bases)
+    return tgt, torch.from_numpy(mask).to(device)
 
 
-def fit(arch: Architecture, target: np.ndarray, quant: QuantConfig, cfg: FitConfig,
+def _chunk_cells(arch: Architecture) -> int | None:
+    """Coarse cells per chunk of the last level, or None to run it whole."""
+    dec = arch.decomposition
+    if math.prod(dec.padded) <= CHUNK_THRESHOLD:
+        return None
+    return max(1, CHUNK_SAMPLES // math.prod(dec.level_bases(dec.levels - 1)))
+
+
+def _loss_backward(model, tgt, mask, count: float, transform=None, chunk_cells: int | None = None):
+    """Loss over the whole padded grid; its exact gradient is accumulated into .grad.
+    With `chunk_cells`, the coarse part runs once, its outputs become detached leaves, the
+    last level and the loss run chunk by chunk of coarse cells (backward into the leaves),
+    then one backward through the coarse part: full-batch gradient, bounded memory."""
+    import torch
+
+    from .model import TORCH
+    from .synthesis import last_level
+
+    def loss_of(out, lo=0, hi=None):
+        err = (out - tgt[lo:hi]) ** 2
+        return (err * mask[lo:hi] if mask is not None else err).sum() / count
+
+    roots = model.forward_coarse(transform)
+    if chunk_cells is None:
+        loss = loss_of(last_level(TORCH, *roots))
+        loss.backward()
+        return loss.detach()
+    leaves = [t.detach().requires_grad_() for t in roots]
+    total = torch.zeros((), device=tgt.device)
+    for lo in range(0, leaves[0].shape[0], chunk_cells):
+        hi = lo + chunk_cells
+        loss = loss_of(last_level(TORCH, leaves[0][lo:hi], *leaves[1:]), lo, hi)
+        loss.backward()
+        total += loss.detach()
+    torch.autograd.backward(roots, [t.grad for t in leaves])
+    return total
+
+
+def fit(arch: Architecture, target: np.ndarray, step_policy: StepPolicy, cfg: FitConfig,
         progress: Progress | None = None) -> FitResult:
-    """target: (C, *sizes) float32 in [0, 1]."""
+    """target: (C, *sizes) float32 in [0, 1]. `step_policy` picks the quantisation steps
+    from the float weights and their loss sensitivities when fine-tuning starts."""
     import torch
 
     from .model import ASMR
@@ -90,15 +153,12 @@ def fit(arch: Architecture, target: np.ndarray, quant: QuantConfig, cfg: FitConf
     model = ASMR(arch).to(cfg.device)
     tgt, mask = _blocked_target(arch, target, cfg.device)
     count = float(target.size)
+    chunk_cells = _chunk_cells(arch)
     halo = None
     if cfg.halo:
         from .resample import HaloTarget
 
         halo = HaloTarget(arch, target, cfg.device)
-
-    def loss_of(out):
-        err = (out - tgt) ** 2
-        return (err * mask).sum() / count if mask is not None else err.mean()
 
     total = max(1, cfg.iters)
     qat_steps = int(round(total * cfg.qat_fraction)) if total >= 10 else 0
@@ -111,8 +171,8 @@ def fit(arch: Architecture, target: np.ndarray, quant: QuantConfig, cfg: FitConf
     while step < total:
         fp_steps = total - qat_steps
         if step == fp_steps and qat_steps:
-            steps = {k: choose_steps(k, v.detach().cpu().numpy(), quant)
-                     for k, v in model.named_tensors().items()}
+            sens = _sensitivity(model, opt)
+            steps = step_policy(_numpy_params(model), sens)
 
             def transform(name, t, _s=steps):
                 return fake_quant(t, _s[name])
@@ -125,9 +185,8 @@ def fit(arch: Architecture, target: np.ndarray, quant: QuantConfig, cfg: FitConf
             warm = min(1.0, (step + 1) / 50)
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * ratio * warm
-        loss = loss_of(model.forward_blocked(transform))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = _loss_backward(model, tgt, mask, count, transform, chunk_cells)
         if halo is not None:
             halo.backward(model, transform, cfg.halo)
         opt.step()
@@ -152,10 +211,22 @@ def fit(arch: Architecture, target: np.ndarray, quant: QuantConfig, cfg: FitConf
         if cfg.time_limit and time.perf_counter() - loop_start > cfg.time_limit:
             break  # steps got slower than measured (a busy machine): stop with what we have
     if not steps:
-        steps = {k: choose_steps(k, v.detach().cpu().numpy(), quant)
-                 for k, v in model.named_tensors().items()}
-    params = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.named_tensors().items()}
-    return FitResult(params, steps, step, _psnr(mse), time.perf_counter() - start)
+        sens = _sensitivity(model, opt)
+        steps = step_policy(_numpy_params(model), sens)
+    return FitResult(_numpy_params(model), steps, sens, step, _psnr(mse), time.perf_counter() - start)
+
+
+def _numpy_params(model) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.named_tensors().items()}
+
+
+def _sensitivity(model, opt) -> dict[str, np.ndarray]:
+    """Mean squared loss gradient per step group, from Adam's second-moment estimate."""
+    out = {}
+    for name, p in model.named_tensors().items():
+        v = opt.state[p]["exp_avg_sq"].detach().cpu().numpy().astype(np.float64)
+        out[name] = v.reshape(step_groups(name, tuple(p.shape)), -1).mean(axis=1)
+    return out
 
 
 def _psnr(mse: float) -> float:

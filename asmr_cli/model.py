@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .architecture import Architecture
-from .synthesis import Ops, render, render_blocked
+from .synthesis import Ops, coarse, render, render_blocked
 
 TORCH = Ops(sin=torch.sin, cos=torch.cos, permute=lambda x, dims: x.permute(*dims))
 
@@ -65,3 +65,9 @@ class ASMR(nn.Module):
     def forward_blocked(self, transform: ParamFn | None = None) -> torch.Tensor:
         """The same output in blocked layout (P, channels, Q): no permute, for the loss."""
         return render_blocked(TORCH, self.arch, *self._inputs(transform))
+
+    def forward_coarse(self, transform: ParamFn | None = None) -> tuple[torch.Tensor, ...]:
+        """The last level's inputs (a, m, head.weight, head.bias), for `synthesis.last_level`:
+        training on huge grids runs the last level in chunks of coarse cells."""
+        p, coords = self._inputs(transform)
+        return (*coarse(TORCH, self.arch, p, coords), p["head.weight"], p["head.bias"])

@@ -82,8 +82,9 @@ def linear(x: Array, w: Array, b: Array | None = None) -> Array:
     return y if b is None else y + b
 
 
-def render_blocked(ops: Ops, arch: Architecture, p: dict[str, Array], coords: list[Array]) -> Array:
-    """Evaluate the network on its whole padded grid in blocked layout (P, channels, Q)."""
+def coarse(ops: Ops, arch: Architecture, p: dict[str, Array], coords: list[Array]) -> tuple[Array, Array]:
+    """Everything before the last level: the last sine layer's pre-activation on its coarse
+    cells, a (P, hid), and the last modulation table, m (Q, hid), both scaled by w0."""
     w0 = arch.w0
     h = coords[0]
     hid = arch.hidden
@@ -95,9 +96,14 @@ def render_blocked(ops: Ops, arch: Architecture, p: dict[str, Array], coords: li
         if i < arch.levels - 2:
             h = ops.sin(w0 * upsample_add(pre, mod))
         else:
-            return last_level(ops, w0 * pre.reshape(-1, hid), w0 * mod.reshape(-1, hid),
-                              p["head.weight"], p["head.bias"])
+            return w0 * pre.reshape(-1, hid), w0 * mod.reshape(-1, hid)
     raise AssertionError("unreachable: an architecture has at least 2 levels")
+
+
+def render_blocked(ops: Ops, arch: Architecture, p: dict[str, Array], coords: list[Array]) -> Array:
+    """Evaluate the network on its whole padded grid in blocked layout (P, channels, Q)."""
+    a, m = coarse(ops, arch, p, coords)
+    return last_level(ops, a, m, p["head.weight"], p["head.bias"])
 
 
 def render(ops: Ops, arch: Architecture, p: dict[str, Array], coords: list[Array]) -> Array:
