@@ -300,3 +300,9 @@ def run() -> None:
     except Terminated:
         err.print("asmr: terminated")
         sys.exit(143)
+    except MemoryError:
+        if _debug:
+            raise
+        err.print("asmr: error: out of memory (try a smaller --region or --scale, or a smaller input)",
+                  markup=False, soft_wrap=True)
+        sys.exit(1)

@@ -93,3 +93,23 @@ def test_signal_during_decode(tmp_path, sig, code):
     assert rc == code, err
     assert not out.exists()
     assert _leftovers(tmp_path) == []
+
+
+def test_out_of_memory_is_one_line(tmp_path):
+    """A command that runs out of memory ends in one line and exit 1, not a traceback."""
+    src = tmp_path / "a.asmr"
+    _slow_file(src)
+    code = ("import sys\n"
+            "import numpy as np\n"
+            "from asmr_cli import codec\n"
+            "from asmr_cli.cli import run\n"
+            "def render_image(*a, **k):\n"
+            "    return np.zeros((1 << 40,), np.uint8)  # what a huge render meets\n"
+            "codec.render_image = render_image\n"
+            f"sys.argv = ['asmr', 'decode', {str(src)!r}, '-o', {str(tmp_path / 'o.png')!r}, '--json']\n"
+            "run()\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "asmr: error: out of memory (try a smaller --region or --scale, or a smaller input)"]
+    assert not (tmp_path / "o.png").exists() and _leftovers(tmp_path) == []
