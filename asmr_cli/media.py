@@ -19,6 +19,7 @@ import numpy as np
 from .errors import AsmrError
 
 DEFAULT_MAX_PIXELS = 64_000_000
+PNG_COMPRESS_LEVEL = 1  # zlib level: ~4x faster than Pillow's 6 for ~10% larger files
 IMAGE_WRITE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 
 
@@ -167,6 +168,8 @@ def write_image(path: Path, raster: Raster, quality: int = 95) -> None:
             fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                    ".tif": "TIFF", ".tiff": "TIFF"}[ext]
             kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+            if fmt == "PNG":
+                kwargs = {"compress_level": PNG_COMPRESS_LEVEL}
             im.save(tmp, format=fmt, **kwargs)
         os.replace(tmp, path)
     except OSError as exc:
