@@ -292,10 +292,10 @@ def _video_architecture(sizes: tuple[int, int, int], channels: int, opts: Encode
 
 def _min_payload(arch: Architecture) -> int:
     """Bytes below which a payload of this network is noise: each tensor's entropy model
-    and step sizes, plus about two bits a value. Tiny clips get at least this much."""
+    and step sizes, plus about half a bit a value. Tiny clips get at least this much."""
     from .quantize import step_groups
 
-    return sum(29 + 4 * step_groups(n, s) + math.prod(s) // 4 for n, s in arch.param_shapes())
+    return sum(29 + 4 * step_groups(n, s) + math.prod(s) // 16 for n, s in arch.param_shapes())
 
 
 def _fps_pair(fps) -> tuple[int, int]:
