@@ -80,7 +80,7 @@ def pack(arch: Architecture, params: dict[str, np.ndarray], steps: dict[str, np.
     return bitstream.dumps(bitstream.AsmrFile(_header(arch, kind, bit_depth, fps), tensors))
 
 
-DECODE_WORK_PER_SAMPLE = 1024  # floats of coarse activations (cells x hidden) per declared sample
+DECODE_WORK_PER_SAMPLE = 256  # floats of coarse activations (cells x hidden) per declared sample
 DECODE_MACS_PER_SAMPLE = 1 << 18
 DECODE_PADDING = 8  # padded samples per declared sample (automatic bases pad a few percent)
 DECODE_SLACK = 1 << 16  # what any small file may use whatever its size
