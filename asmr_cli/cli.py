@@ -89,7 +89,8 @@ def _print_json(obj: dict) -> None:
 
 @app.command()
 def encode(
-    input: Path = typer.Argument(..., help="Image to compress (PNG, JPEG, WebP, TIFF, ...)."),
+    input: Path = typer.Argument(..., help="Image (PNG, JPEG, WebP, TIFF, ...) or video (MP4, MOV, MKV, WebM, "
+                                           "GIF, Y4M, a folder of numbered frames) to compress."),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
                                           help="Output .asmr (default: next to the input)."),
     preset: str = typer.Option("default", "--preset", "-p", help="fast | default | high."),
@@ -109,7 +110,7 @@ def encode(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
-    """Fit a network to an image and write it as an .asmr file."""
+    """Fit a network to an image or a clip and write it as an .asmr file."""
     from .codec import EncodeOptions
     from .media import read_image
 
@@ -151,7 +152,8 @@ def encode(
 @app.command()
 def decode(
     input: Path = typer.Argument(..., help=".asmr file."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output image (.png .jpg .webp .tif)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output image (.png .jpg .webp .tif) or "
+                                          "video (.mp4 .gif .y4m, or a folder for PNG frames)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: decode frames START:END only."),
     size: Optional[str] = typer.Option(None, "--size", help="Render at WIDTHxHEIGHT, e.g. 1536x1024."),
@@ -191,7 +193,7 @@ def decode(
 @app.command()
 def stats(
     input: Path = typer.Argument(..., help=".asmr file."),
-    ref: Optional[Path] = typer.Option(None, "--ref", help="Original image, for PSNR and SSIM."),
+    ref: Optional[Path] = typer.Option(None, "--ref", help="Original image or clip, for PSNR (and SSIM)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger references."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: the reference's frames START:END."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
