@@ -82,12 +82,13 @@ def _slow_file(path: Path) -> None:
     path.write_bytes(bitstream.dumps(bitstream.AsmrFile(h, tensors)))
 
 
+@pytest.mark.parametrize("extra", [[], ["--max-pixels", "64000000"]], ids=["light", "typer"])
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_during_decode(tmp_path, sig, code):
+def test_signal_during_decode(tmp_path, sig, code, extra):
+    """Both decode paths: the light one in entry.py and (with an option it does not parse) typer's."""
     src, out = tmp_path / "slow.asmr", tmp_path / "out.png"
     _slow_file(src)
-    # --max-pixels takes the typer command (the plain fast path in entry.py has no SIGTERM handler)
-    p = _start(["decode", str(src), "-o", str(out), "--max-pixels", "64000000"])
+    p = _start(["decode", str(src), "-o", str(out), *extra])
     _wait_for_library(p, "constriction")
     rc, err = _interrupt(p, sig)
     assert rc == code, err
