@@ -19,7 +19,7 @@ import numpy as np
 from .errors import AsmrError
 
 DEFAULT_MAX_PIXELS = 64_000_000
-PNG_COMPRESS_LEVEL = 1  # zlib level: ~4x faster than Pillow's 6 for ~10% larger files
+PNG_COMPRESS_LEVEL = 1  # zlib level: 1.4-5x faster than Pillow's 6 on Kodak images, files 4-10% larger
 IMAGE_WRITE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 
 

@@ -38,14 +38,17 @@ PAPER_HIDDEN = 256
 ASMR = [sys.executable, "-m", "asmr_cli"]
 
 
+CLOCK = time.perf_counter  # time.process_time with --threads: CPU time, robust to a busy machine
+
+
 def median_time(fn, reps: int, warm: int = 1) -> float:
     for _ in range(warm):
         fn()
     times = []
     for _ in range(reps):
-        t = time.perf_counter()
+        t = CLOCK()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(CLOCK() - t)
     return statistics.median(times)
 
 
@@ -205,10 +208,17 @@ def decode_rows(target: np.ndarray, asmr_file: Path, gflops: float, reps: int) -
 
 
 def wall(cmd: list[str], reps: int) -> float:
-    def run():
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    return median_time(run, reps, warm=1)
+    """Median wall time of a command; with --threads, its CPU time (user + system)."""
+    times = []
+    for i in range(reps + 1):
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, cmd
+        if i:
+            cpu = usage.ru_utime + usage.ru_stime
+            times.append(time.perf_counter() - t if CLOCK is time.perf_counter else cpu)
+    return statistics.median(times)
 
 
 def process_rows(asmr_file: Path, jpeg: Path, tmp: Path, reps: int) -> list[tuple]:
@@ -265,18 +275,41 @@ def memory_rows(small: tuple, src: Path, tmp: Path, big: int, big_iters: int) ->
     return rows
 
 
+class Rows(list):
+    """Table rows, echoed to stderr as they are measured (a full run takes minutes)."""
+
+    def __iadd__(self, more):
+        for r in more:
+            self.append(r)
+        return self
+
+    def append(self, row) -> None:
+        print(" | ".join(row), file=sys.stderr, flush=True)
+        super().append(row)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--image", type=Path, default=KODIM23)
     ap.add_argument("--reps", type=int, default=10, help="timed repetitions of the fast measurements")
     ap.add_argument("--per-pixel-reps", type=int, default=2)
     ap.add_argument("--big", type=int, default=4096, help="side of the large encode")
-    ap.add_argument("--big-iters", type=int, default=10)
+    ap.add_argument("--big-iters", type=int, default=3, help="steps of the large encode (memory peaks in the first)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="run on this many threads and time in CPU seconds (for a busy machine); 0: as is, wall time")
+    ap.add_argument("--skip-memory", action="store_true", help="leave out the peak-RSS rows")
     args = ap.parse_args()
+    if args.threads and os.environ.get("OMP_NUM_THREADS") != str(args.threads):
+        n = str(args.threads)  # the BLAS libraries read these at import: start again with them set
+        env = dict(os.environ, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    if args.threads:
+        global CLOCK
+        CLOCK = time.process_time
     import torch
 
     target = load_target(args.image)
-    rows: list[tuple] = []
+    rows = Rows()
     np_gflops, torch_gflops = matmul_gflops("numpy"), matmul_gflops("torch")
     rows.append(("fp32 matrix product, 1024^3 (numpy / torch)", f"{np_gflops:.0f} / {torch_gflops:.0f} GFLOP/s", ""))
     rows += training_rows(target, args.reps, args.per_pixel_reps, "cpu")
@@ -292,8 +325,11 @@ def main() -> None:
         assert small[0] == 0, small[3]
         rows += decode_rows(target, tmp / "x.asmr", np_gflops, args.reps)
         rows += process_rows(tmp / "x.asmr", jpeg, tmp, max(3, args.reps // 2))
-        rows += memory_rows(small, args.image, tmp, args.big, args.big_iters)
-    print(f"\n{args.image.name}, {os.cpu_count()} CPUs, torch {torch.__version__}, numpy {np.__version__}, "
+        if not args.skip_memory:
+            rows += memory_rows(small, args.image, tmp, args.big, args.big_iters)
+    clock = f"CPU seconds on {args.threads} thread(s)" if args.threads else "wall time"
+    print(f"\n{args.image.name}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, times in {clock}, "
+          f"torch {torch.__version__}, numpy {np.__version__}, "
           f"load average {os.getloadavg()[0]:.1f} at the end\n")
     print("| measure | result | target |\n| --- | --- | --- |")
     for r in rows:
