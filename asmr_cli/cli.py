@@ -93,7 +93,11 @@ def encode(
                                            "GIF, Y4M, a folder of numbered frames) to compress."),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
                                           help="Output .asmr (default: next to the input)."),
-    preset: str = typer.Option("default", "--preset", "-p", help="fast | default | high."),
+    preset: str = typer.Option("default", "--preset", "-p", help="Effort: fast | default | high."),
+    quality: Optional[float] = typer.Option(None, "-q", "--quality",
+                                            help="0-100, higher is larger and better (default 75)."),
+    bpp: Optional[float] = typer.Option(None, "--bpp", help="Target bits per pixel (within 5%)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Largest file size in bytes."),
     bases: Optional[str] = typer.Option(None, "--bases",
                                         help="Per-axis bases, e.g. 4,4,4,8x4,4,6,8 (H x W, coarsest first)."),
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden width."),
@@ -119,8 +123,8 @@ def encode(
         _refuse_overwrite(out, force)
         clip = _read_clip(input, frames)
         raster = read_image(input, max_pixels) if clip is None else None
-        opts = EncodeOptions(preset=preset, bases=bases, hidden=hidden, latent_dim=latent_dim,
-                             levels=levels, iters=iters, time_limit=time_limit, seed=seed,
+        opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, bases=bases, hidden=hidden,
+                             latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
                              device=device, max_pixels=max_pixels)
         show = not quiet and err.is_terminal
         if show:

@@ -55,12 +55,12 @@ def _architecture(sizes: tuple[int, ...], channels: int, opts: EncodeOptions,
         dec = parse_bases(opts.bases, sizes)
     else:
         dec = auto_bases(sizes, levels=opts.levels or levels_for(sizes, p.levels))
-    hidden = opts.hidden or hidden_for(budget_bytes, dec.levels)
-    if not 1 <= hidden <= bitstream.MAX_HIDDEN:
-        raise AsmrError(f"--hidden {hidden}: expected 1..{bitstream.MAX_HIDDEN}")
     k = p.latent_dim if opts.latent_dim is None else opts.latent_dim
     if not 0 <= k <= bitstream.MAX_LATENT_DIM:
         raise AsmrError(f"--latent-dim {k}: expected 0..{bitstream.MAX_LATENT_DIM}")
+    hidden = opts.hidden or hidden_for(budget_bytes, dec.levels, k)
+    if not 1 <= hidden <= bitstream.MAX_HIDDEN:
+        raise AsmrError(f"--hidden {hidden}: expected 1..{bitstream.MAX_HIDDEN}")
     return Architecture(dec, hidden, channels, k)
 
 
@@ -128,6 +128,12 @@ def to_raster(out: np.ndarray, sizes: tuple[int, ...], bit_depth: int) -> Raster
     return Raster(np.moveaxis(ints, 0, -1), bit_depth)
 
 
+def learning_rate(base: float, pixels: int) -> float:
+    """Small images fit narrow networks, which learn too slowly at the Kodak rate: scale
+    it up as 1/sqrt(pixels) below 64K pixels, to at most 5x (tested on 3x37 .. 96x64 crops)."""
+    return base * min(5.0, max(1.0, math.sqrt(65536 / max(1, pixels))))
+
+
 def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeResult:
     from .fit import FitConfig, fit, resolve_device
 
@@ -140,8 +146,8 @@ def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeR
         raise AsmrError("--iters must be at least 1")
     if opts.time_limit is not None and opts.time_limit <= 0:
         raise AsmrError("--time-limit must be positive")
-    cfg = FitConfig(iters=iters, lr=preset.lr, time_limit=opts.time_limit, seed=opts.seed,
-                    device=resolve_device(opts.device))
+    cfg = FitConfig(iters=iters, lr=learning_rate(preset.lr, raster.height * raster.width),
+                    time_limit=opts.time_limit, seed=opts.seed, device=resolve_device(opts.device))
     header = _header(arch, bitstream.KIND_IMAGE, raster.bit_depth)
     check_decodable(header, opts.max_pixels)  # never write what the decoder would refuse
     payload_budget = fit_budget(target, bitstream.overhead(header), arch)

@@ -48,10 +48,10 @@ def test_round_trip_16bit(tmp_path):
 @pytest.mark.parametrize("h,w", [(1, 1), (3, 37), (29, 17), (1, 50)])
 def test_odd_sizes(h, w, sample_rgb):
     src = _crop(sample_rgb, h, w)
-    res = encode_raster(src, EncodeOptions(**FAST))
+    res = encode_raster(src, EncodeOptions(**{**FAST, "iters": 400}))  # tiny: cheap steps
     out = decode_bytes(res.data)
     assert out.pixels.shape == (h, w, 3)
-    assert res.stats["psnr"] >= 14.0
+    assert res.stats["psnr"] >= (30.0 if h * w == 1 else 13.0)
 
 
 def test_same_seed_same_bytes(sample_rgb):
