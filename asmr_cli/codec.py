@@ -134,34 +134,48 @@ def learning_rate(base: float, pixels: int) -> float:
     return base * min(5.0, max(1.0, math.sqrt(65536 / max(1, pixels))))
 
 
+def _check_effort(iters: int, time_limit: float | None) -> None:
+    if iters < 1:
+        raise AsmrError("--iters must be at least 1")
+    if time_limit is not None and time_limit <= 0:
+        raise AsmrError("--time-limit must be positive")
+
+
+def _fit_and_pack(arch: Architecture, signal: np.ndarray, header: bitstream.Header, target, cfg,
+                  max_pixels: int, min_payload: int = 0, progress=None):
+    """The encoder's one path for images and clips: budget -> fit (the steps chosen for
+    the budget when fine-tuning starts) -> steps re-fitted if fine-tuning moved the
+    size out of budget -> bytes. Returns (bytes, fit result)."""
+    from .fit import fit
+
+    check_decodable(header, max_pixels)  # never write what the decoder would refuse
+    payload_budget = max(fit_budget(target, bitstream.overhead(header), arch), min_payload)
+
+    def policy(params, sens):
+        return search_steps(params, sens, payload_budget)[0]
+
+    result = fit(arch, signal, policy, cfg, progress)
+    steps = result.steps
+    size = coded_size(result.params, steps)
+    if size > payload_budget or (target.bpp is not None and size < 0.97 * payload_budget):
+        steps, size = search_steps(result.params, result.sensitivity, payload_budget)
+    return pack(arch, result.params, steps, header.kind, header.bit_depth, (header.fps_num, header.fps_den)), result
+
+
 def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeResult:
-    from .fit import FitConfig, fit, resolve_device
+    from .fit import FitConfig, resolve_device
 
     start = time.perf_counter()
     target = target_for(raster.height * raster.width, opts.bpp, opts.size, opts.quality)
     arch = _architecture((raster.height, raster.width), raster.channels, opts, target.budget_bytes)
     preset = PRESETS[opts.preset]
     iters = opts.iters if opts.iters is not None else preset.iters
-    if iters < 1:
-        raise AsmrError("--iters must be at least 1")
-    if opts.time_limit is not None and opts.time_limit <= 0:
-        raise AsmrError("--time-limit must be positive")
+    _check_effort(iters, opts.time_limit)
     cfg = FitConfig(iters=iters, lr=learning_rate(preset.lr, raster.height * raster.width),
                     time_limit=opts.time_limit, seed=opts.seed, device=resolve_device(opts.device))
     header = _header(arch, bitstream.KIND_IMAGE, raster.bit_depth)
-    check_decodable(header, opts.max_pixels)  # never write what the decoder would refuse
-    payload_budget = fit_budget(target, bitstream.overhead(header), arch)
-
-    def policy(params, sens):
-        return search_steps(params, sens, payload_budget)[0]
-
-    result = fit(arch, raster.as_float(), policy, cfg, progress)
-    steps = result.steps
-    size = coded_size(result.params, steps)
-    if size > payload_budget or (target.bpp is not None and size < 0.97 * payload_budget):
-        # fine-tuning moved the weights: re-fit the steps to the budget
-        steps, size = search_steps(result.params, result.sensitivity, payload_budget)
-    data = pack(arch, result.params, steps, bitstream.KIND_IMAGE, raster.bit_depth)
+    data, result = _fit_and_pack(arch, raster.as_float(), header, target, cfg, opts.max_pixels,
+                                 progress=progress)
     decoded = decode_bytes(data)
     seconds = time.perf_counter() - start
     stats = describe(header, len(data))
@@ -178,11 +192,9 @@ def encode_image(path: Path, opts: EncodeOptions | None = None, progress=None) -
 
 
 def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Raster:
-    f = bitstream.loads(data)
-    if f.header.kind != bitstream.KIND_IMAGE:
-        raise AsmrError("this file holds a video; images only in this build")
-    arch, params = unpack(f, max_pixels)
-    return to_raster(render_numpy(arch, params), f.header.sizes, f.header.bit_depth)
+    """The native-size image, through the same (tiled) path as `asmr decode`, so the
+    encoder's and `stats`' PSNR are those of the pixels a user gets."""
+    return render_image(data, max_pixels=max_pixels)
 
 
 def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float | None = None,
@@ -197,7 +209,7 @@ def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float 
 
     f = bitstream.loads(data)
     if f.header.kind != bitstream.KIND_IMAGE:
-        raise AsmrError("this file holds a video; images only in this build")
+        raise AsmrError("this file holds a video: decode it to .mp4, .y4m, .gif or a folder")
     arch, params = unpack(f, max_pixels)
     h, w = f.header.sizes
     ow, oh = output_size(w, h, size, scale, width, height)
@@ -313,7 +325,7 @@ def _fps_pair(fps) -> tuple[int, int]:
 
 def encode_clip(clip, opts: EncodeOptions | None = None, progress=None) -> EncodeResult:
     """Fit one network to a whole clip ((T, H, W, 3) uint8 frames) and pack it."""
-    from .fit import FitConfig, fit, resolve_device
+    from .fit import FitConfig, resolve_device
     from .ratecontrol import quality_to_bpp
     from .video import frame_psnr
 
@@ -328,26 +340,13 @@ def encode_clip(clip, opts: EncodeOptions | None = None, progress=None) -> Encod
     target = target_for(math.prod(sizes), bpp, opts.size, None)
     arch = _video_architecture(sizes, clip.channels, opts, target.budget_bytes)
     iters = opts.iters if opts.iters is not None else p.iters
-    if iters < 1:
-        raise AsmrError("--iters must be at least 1")
-    if opts.time_limit is not None and opts.time_limit <= 0:
-        raise AsmrError("--time-limit must be positive")
+    _check_effort(iters, opts.time_limit)
     time_limit = opts.time_limit if opts.time_limit is not None else p.time_limit
     cfg = FitConfig(iters=iters, lr=p.lr, time_limit=time_limit, seed=opts.seed,
                     device=resolve_device(opts.device))
-    fps = _fps_pair(clip.fps)
-    header = _header(arch, bitstream.KIND_VIDEO, 8, fps)
-    payload_budget = max(target.budget_bytes - bitstream.overhead(header), _min_payload(arch))
-
-    def policy(params, sens):
-        return search_steps(params, sens, payload_budget)[0]
-
-    result = fit(arch, clip.as_float(), policy, cfg, progress)
-    steps = result.steps
-    size = coded_size(result.params, steps)
-    if size > payload_budget or (target.bpp is not None and size < 0.97 * payload_budget):
-        steps, size = search_steps(result.params, result.sensitivity, payload_budget)
-    data = pack(arch, result.params, steps, bitstream.KIND_VIDEO, 8, fps)
+    header = _header(arch, bitstream.KIND_VIDEO, 8, _fps_pair(clip.fps))
+    data, result = _fit_and_pack(arch, clip.as_float(), header, target, cfg,
+                                 max(opts.max_pixels, math.prod(sizes)), _min_payload(arch), progress)
     decoded = decode_video(data)
     unquantised = render_frames(arch, result.params, 0, clip.count)
     stats = describe(header, len(data))

@@ -29,9 +29,11 @@ class Ops:
     sin: Callable[[Array], Array]
     cos: Callable[[Array], Array]
     permute: Callable[[Array, list[int]], Array]
+    cat: Callable[[list[Array], int], Array]
 
 
-NUMPY = Ops(sin=np.sin, cos=np.cos, permute=lambda x, axes: np.transpose(x, axes))
+NUMPY = Ops(sin=np.sin, cos=np.cos, permute=lambda x, axes: np.transpose(x, axes),
+            cat=lambda xs, axis: np.concatenate(xs, axis=axis))
 
 
 def upsample_add(coarse: Array, table: Array) -> Array:
@@ -55,7 +57,7 @@ def last_level(ops: Ops, a: Array, m: Array, head_w: Array, head_b: Array) -> Ar
     ch, q = head_w.shape[0], m.shape[0]
     kc = (head_w[:, None, :] * ops.cos(m)[None]).reshape(ch * q, -1)  # (ch*Q, hid)
     ks = (head_w[:, None, :] * ops.sin(m)[None]).reshape(ch * q, -1)
-    out = ops.sin(a) @ kc.T + ops.cos(a) @ ks.T
+    out = ops.cat([ops.sin(a), ops.cos(a)], 1) @ ops.cat([kc, ks], 1).T
     return out.reshape(-1, ch, q) + head_b.reshape(1, ch, 1)
 
 
