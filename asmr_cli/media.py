@@ -11,6 +11,8 @@ import os
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +130,21 @@ def _from_pil(im, path: Path) -> Raster:
     return Raster(a, 8)
 
 
+@contextmanager
+def atomic_output(path: Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary name beside `path` to write to; renamed into place when the block
+    succeeds, removed whatever happens (`suffix` keeps an extension for format sniffing)."""
+    tmp = path.with_name(f".{path.name}.part{os.getpid()}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise AsmrError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def _write_png16(path: Path, pixels: np.ndarray) -> None:
     """16-bit PNG writer (Pillow cannot write 16-bit colour): filter 0 rows, zlib."""
     h, w, c = pixels.shape
@@ -154,8 +171,7 @@ def write_image(path: Path, raster: Raster, quality: int = 95) -> None:
         raise AsmrError(f"{path}: unsupported output type {ext or '(none)'} "
                         f"(use one of {', '.join(sorted(IMAGE_WRITE_EXTS))})")
     px = raster.pixels
-    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         if raster.bit_depth == 16 and ext == ".png":
             _write_png16(tmp, px)
         else:
@@ -171,9 +187,3 @@ def write_image(path: Path, raster: Raster, quality: int = 95) -> None:
             if fmt == "PNG":
                 kwargs = {"compress_level": PNG_COMPRESS_LEVEL}
             im.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise AsmrError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()

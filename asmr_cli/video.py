@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AsmrError
+from .media import atomic_output
 
 CONTAINER_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
 VIDEO_READ_EXTS = CONTAINER_EXTS | {".gif", ".y4m"}
@@ -373,8 +374,7 @@ def write_video(path: Path, clip: Clip) -> None:
     if ext not in VIDEO_WRITE_EXTS:
         raise AsmrError(f"{path}: unsupported video output {ext} "
                         f"(use one of {', '.join(sorted(VIDEO_WRITE_EXTS))} or a folder)")
-    tmp = path.with_name(f".{path.name}.part{os.getpid()}{ext}")
-    try:
+    with atomic_output(path, ext) as tmp:
         if ext == ".y4m":
             with open(tmp, "wb") as fh:
                 _write_y4m(fh, clip)
@@ -382,12 +382,6 @@ def write_video(path: Path, clip: Clip) -> None:
             _write_gif(tmp, clip)
         else:
             _write_container(tmp, clip)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise AsmrError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _write_gif(path: Path, clip: Clip) -> None:
