@@ -34,6 +34,9 @@ class FitConfig:
     seed: int = 0
     device: str = "cpu"
     halo: float = 0.0  # opt-in: weight of resample.HaloTarget, for decoding off the grid
+    # (name prefix, learning-rate multiplier): latent grids learn 10x faster than the
+    # weights (kodim23 at 0.5 bpp, lr 2e-3: 27.62 dB at 10x, 27.55 dB at 5x)
+    lr_scales: tuple[tuple[str, float], ...] = (("latent", 10.0),)
 
 
 @dataclass
@@ -162,7 +165,7 @@ def fit(arch: Architecture, target: np.ndarray, step_policy: StepPolicy, cfg: Fi
 
     total = max(1, cfg.iters)
     qat_steps = int(round(total * cfg.qat_fraction)) if total >= 10 else 0
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(_param_groups(model, cfg.lr_scales), lr=cfg.lr)
     steps: dict[str, np.ndarray] = {}
     transform = None
     step, mse = 0, 1.0
@@ -178,13 +181,13 @@ def fit(arch: Architecture, target: np.ndarray, step_policy: StepPolicy, cfg: Fi
                 return fake_quant(t, _s[name])
 
             for g in opt.param_groups:
-                g["lr"] = cfg.qat_lr
+                g["lr"] = cfg.qat_lr * g["scale"]
         elif step < fp_steps:
             frac = step / max(1, fp_steps)
             ratio = cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
             warm = min(1.0, (step + 1) / 50)
             for g in opt.param_groups:
-                g["lr"] = cfg.lr * ratio * warm
+                g["lr"] = cfg.lr * ratio * warm * g["scale"]
         opt.zero_grad(set_to_none=True)
         loss = _loss_backward(model, tgt, mask, count, transform, chunk_cells)
         if halo is not None:
@@ -214,6 +217,16 @@ def fit(arch: Architecture, target: np.ndarray, step_policy: StepPolicy, cfg: Fi
         sens = _sensitivity(model, opt)
         steps = step_policy(_numpy_params(model), sens)
     return FitResult(_numpy_params(model), steps, sens, step, _psnr(mse), time.perf_counter() - start)
+
+
+def _param_groups(model, scales: tuple[tuple[str, float], ...]) -> list[dict]:
+    """One Adam group per learning-rate multiplier: a tensor takes the multiplier of the
+    first prefix its name starts with, 1 otherwise."""
+    groups: dict[float, list] = {}
+    for name, p in model.named_tensors().items():
+        scale = next((s for prefix, s in scales if name.startswith(prefix)), 1.0)
+        groups.setdefault(scale, []).append(p)
+    return [{"params": ps, "scale": s} for s, ps in groups.items()]
 
 
 def _numpy_params(model) -> dict[str, np.ndarray]:

@@ -4,6 +4,11 @@ same bpp, measured in the same run, with the published anchors beside them.
     python benchmarks/rd_kodak.py                 # quick subset: kodim04, 08, 19, 23
     python benchmarks/rd_kodak.py --all           # all 24 images (hours on 2 cores)
     python benchmarks/rd_kodak.py --images 1 23 --rates 0.5 --preset fast
+    python benchmarks/rd_kodak.py --all --resume  # go on from benchmarks/out/rd_kodak.jsonl
+
+Every measured row is appended to benchmarks/out/rd_kodak.jsonl as it is made; --resume
+reuses the rows there for the same preset and iterations instead of encoding again, so a
+long run can be split over several sittings (clear the file when the encoder changes).
 
 PSNR per image on 8-bit RGB, averaged over images; bpp = file bytes * 8 / (H * W).
 JPEG/WebP PSNR at each image's achieved asmr rate is interpolated between the two
@@ -44,6 +49,8 @@ def main() -> None:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--iters", type=int, default=None)
     ap.add_argument("--plot", default=str(OUT / "rd_kodak.png"))
+    ap.add_argument("--resume", action="store_true", help="reuse rows already in the log")
+    ap.add_argument("--log", default=str(OUT / "rd_kodak.jsonl"), help="rows appended here")
     args = ap.parse_args()
 
     from asmr_cli.codec import EncodeOptions, decode_bytes, encode_raster
@@ -54,12 +61,23 @@ def main() -> None:
         print("Kodak images not found under ../shared/data/kodak: nothing to measure (skipped).")
         return
     OUT.mkdir(parents=True, exist_ok=True)
+    log = Path(args.log)
+    done = {}
+    if args.resume and log.exists():
+        for line in log.read_text().splitlines():
+            r = json.loads(line)
+            if r.get("preset") == args.preset and r.get("iters") == args.iters:
+                done[(r["image"], r["target"])] = r
     rows = []
     for path in paths:
+        todo = [rate for rate in args.rates if (path.stem, rate) not in done]
+        rows += [done[(path.stem, rate)] for rate in args.rates if (path.stem, rate) in done]
+        if not todo:
+            continue
         raster = read_image(path)
         rgb = raster.pixels
         sweeps = {fmt: pillow_sweep(rgb, fmt) for fmt in ("JPEG", "WEBP")}
-        for rate in args.rates:
+        for rate in todo:
             t0 = time.perf_counter()
             res = encode_raster(raster, EncodeOptions(preset=args.preset, bpp=rate, iters=args.iters, device="cpu"))
             secs = time.perf_counter() - t0
@@ -67,12 +85,15 @@ def main() -> None:
             bpp = len(res.data) * 8 / (raster.width * raster.height)
             row = {"image": path.stem, "target": rate, "bpp": bpp, "psnr": psnr8(rgb, dec),
                    "psnr_unquantised": res.stats["psnr_unquantised"], "seconds": secs,
-                   "hidden": res.stats["hidden"], "macs": res.stats["macs_per_pixel"]}
+                   "hidden": res.stats["hidden"], "macs": res.stats["macs_per_pixel"],
+                   "preset": args.preset, "iters": args.iters}
             for fmt, points in sweeps.items():
                 b, p, q = at_bpp(points, bpp)
                 row[f"{fmt.lower()}_bpp"], row[f"{fmt.lower()}_psnr"], row[f"{fmt.lower()}_q"] = b, p, q
             rows.append(row)
             print(json.dumps(row), flush=True)
+            with log.open("a") as f:
+                f.write(json.dumps(row) + "\n")
     (OUT / "rd_kodak.json").write_text(json.dumps(rows, indent=1))
     report(rows, args, len(paths))
     plot(rows, args.plot)

@@ -1,7 +1,10 @@
+from dataclasses import replace
+
 import pytest
 
-from asmr_cli.codec import EncodeOptions, encode_raster
+from asmr_cli.codec import EncodeOptions, _architecture, encode_raster, learning_rate
 from asmr_cli.errors import AsmrError
+from asmr_cli.presets import LATENT_MIN_BPP, PRESETS
 from asmr_cli.ratecontrol import hidden_for, quality_to_bpp, target_for
 
 
@@ -47,3 +50,22 @@ def test_higher_quality_gives_bigger_files(sample_rgb):
     sizes = [len(encode_raster(sample_rgb, EncodeOptions(preset="fast", iters=40, quality=q, device="cpu")).data)
              for q in (60, 90)]
     assert sizes[0] < sizes[1]
+
+
+def test_latent_grids_chosen_by_rate():
+    p = PRESETS["default"]
+    assert p.latents_for(LATENT_MIN_BPP / 2) == 0
+    assert p.latents_for(LATENT_MIN_BPP) == 1
+    assert replace(p, latent_dim=3).latents_for(0.01) == 3
+    shape = (512, 768)
+    low = _architecture(shape, 3, EncodeOptions(bpp=0.25), int(0.25 * 512 * 768 / 8))
+    high = _architecture(shape, 3, EncodeOptions(bpp=1.0), int(1.0 * 512 * 768 / 8))
+    forced = _architecture(shape, 3, EncodeOptions(bpp=1.0, latent_dim=0), int(1.0 * 512 * 768 / 8))
+    assert (low.latent_dim, high.latent_dim, forced.latent_dim) == (0, 1, 0)
+
+
+def test_learning_rate_grows_for_small_images_only():
+    assert learning_rate(2e-3, 768 * 512) == 2e-3
+    assert learning_rate(2e-3, 10) == pytest.approx(5e-3)
+    rates = [learning_rate(2e-3, n) for n in (10, 1000, 20000, 65536, 10**6)]
+    assert rates == sorted(rates, reverse=True) and min(rates) == 2e-3

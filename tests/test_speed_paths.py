@@ -90,6 +90,16 @@ def test_large_grids_train_in_chunks(monkeypatch):
     assert fitmod._chunk_cells(arch) == max(1, 64 // int(np.prod(q)))
 
 
+def test_latent_grids_get_their_own_learning_rate():
+    arch = Architecture(auto_bases((20, 24), levels=3), 8, 3, latent_dim=1)
+    model = ASMR(arch)
+    groups = fitmod._param_groups(model, (("latent", 10.0),))
+    by_scale = {g["scale"]: {id(p) for p in g["params"]} for g in groups}
+    latents = {id(p) for n, p in model.named_tensors().items() if n.startswith("latent")}
+    assert set(by_scale) == {1.0, 10.0} and by_scale[10.0] == latents
+    assert sum(len(g["params"]) for g in groups) == len(arch.param_shapes())
+
+
 @pytest.fixture(scope="module")
 def small_asmr(tmp_path_factory):
     from asmr_cli.codec import EncodeOptions, encode_raster
