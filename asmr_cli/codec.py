@@ -13,7 +13,7 @@ import numpy as np
 
 from . import bitstream, entropy
 from .architecture import Architecture
-from .decomposition import Decomposition, auto_bases, levels_for, parse_bases
+from .decomposition import auto_bases, levels_for, parse_bases, video_bases
 from .errors import AsmrError
 from .media import DEFAULT_MAX_PIXELS, Raster, read_image
 from .metrics import macs_per_pixel, psnr, siren_macs_per_pixel, ssim
@@ -265,26 +265,13 @@ def read_stats(data: bytes, ref: Path | None = None, max_pixels: int = DEFAULT_M
 
 
 __all__ = ["EncodeOptions", "EncodeResult", "encode_image", "encode_raster", "decode_bytes",
-           "read_stats", "Decomposition"]
+           "read_stats"]
 
 
 # -- video (T, H, W): the same engine, a time axis with its own bases -------------------------
 
 VIDEO_CHUNK_SAMPLES = 2_000_000  # samples rendered at once when decoding a clip
 VIDEO_QUALITY_SCALE = 1 / 8  # -q for a clip: a video needs far fewer bits per sample than an image
-
-
-def video_bases(sizes: tuple[int, int, int], levels: int, time_last: int, space_last: int) -> Decomposition:
-    """(T, H, W) bases: the last time base fixed at `time_last` (so the finest latent grid
-    has that many frames per cell), the coarser time levels and both space axes automatic."""
-    t = sizes[0]
-    if t <= 1:
-        tb: tuple[int, ...] = (1,) * levels
-    else:
-        f = max(1, min(time_last, t))
-        rest = -(-t // f)
-        tb = (auto_bases((rest,), levels=levels - 1).bases[0] if rest > 1 else (1,) * (levels - 1)) + (f,)
-    return Decomposition(tuple(sizes), (tb, *auto_bases(tuple(sizes[1:]), levels, space_last).bases))
 
 
 def _video_preset(opts: EncodeOptions):

@@ -143,3 +143,16 @@ def parse_bases(text: str, sizes: tuple[int, ...]) -> Decomposition:
     if len(bases) != len(sizes):
         raise AsmrError(f"--bases gives {len(bases)} axes, the input has {len(sizes)}")
     return Decomposition(tuple(sizes), bases)
+
+
+def video_bases(sizes: tuple[int, int, int], levels: int, time_last: int, space_last: int) -> Decomposition:
+    """(T, H, W) bases: the last time base fixed at `time_last` (so the finest latent grid
+    has that many frames per cell), the coarser time levels and both space axes automatic."""
+    t = sizes[0]
+    if t <= 1:
+        tb: tuple[int, ...] = (1,) * levels
+    else:
+        f = max(1, min(time_last, t))
+        rest = -(-t // f)
+        tb = (auto_bases((rest,), levels=levels - 1).bases[0] if rest > 1 else (1,) * (levels - 1)) + (f,)
+    return Decomposition(tuple(sizes), (tb, *auto_bases(tuple(sizes[1:]), levels, space_last).bases))

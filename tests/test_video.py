@@ -15,8 +15,8 @@ from asmr_cli.codec import (
     read_video_stats,
     render_frames,
     unpack,
-    video_bases,
 )
+from asmr_cli.decomposition import video_bases
 from asmr_cli.errors import AsmrError
 from asmr_cli.video import Clip, FrameRange, parse_frames, read_video, write_video
 
