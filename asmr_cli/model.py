@@ -13,7 +13,8 @@ from .architecture import Architecture
 from .synthesis import Ops, coarse, render, render_blocked
 
 TORCH = Ops(sin=torch.sin, cos=torch.cos, permute=lambda x, dims: x.permute(*dims),
-            cat=lambda xs, dim: torch.cat(xs, dim=dim))
+            cat=lambda xs, dim: torch.cat(xs, dim=dim), sin_temp=torch.sin,
+            sincos=lambda x: torch.cat([torch.sin(x), torch.cos(x)], dim=-1))
 
 MOD_INIT = 0.1
 ParamFn = Callable[[str, torch.Tensor], torch.Tensor]

@@ -29,7 +29,7 @@ import numpy as np
 
 from .architecture import Architecture
 from .errors import AsmrError
-from .synthesis import NUMPY, last_level, linear, to_raster, upsample_add
+from .synthesis import NUMPY, last_level, layer_inputs, linear, to_raster, upsample_add
 
 TILE = 32  # finest coarse cells per tile edge (fewer, larger BLAS calls; a region costs whole tiles)
 MAX_OUTPUT_SIDE = 1 << 20  # per axis, like the container's size fields
@@ -130,7 +130,7 @@ def coarse_preactivation(arch: Architecture, p: dict[str, np.ndarray], lo: tuple
     """w0 times the last hidden layer's pre-activation (before the last modulation) for the
     finest coarse cells [lo, hi) per axis: (*(hi - lo), hidden). Evaluates only their
     ancestors, with the same operations as `synthesis.render_blocked`."""
-    dec, w0 = arch.decomposition, arch.w0
+    dec = arch.decomposition
 
     def span(level):
         per = _cells_per(arch, level)
@@ -139,14 +139,11 @@ def coarse_preactivation(arch: Architecture, p: dict[str, np.ndarray], lo: tuple
     rng = span(0)
     h = dec.level_coords(0)[tuple(slice(a, b) for a, b in rng)]
     for i in range(arch.levels - 1):
-        pre = linear(h, p[f"layer{i}.weight"], p[f"layer{i}.bias"])
-        if arch.latent_dim:
-            grid = p[f"latent{i}"][tuple(slice(a, b) for a, b in rng)]
-            pre = pre + linear(grid, p[f"proj{i}.weight"])
+        latent = p[f"latent{i}"][tuple(slice(a, b) for a, b in rng)] if arch.latent_dim else None
+        pre, mod = layer_inputs(arch, p, i, h, dec.level_coords(i + 1), latent)
         if i == arch.levels - 2:
-            return w0 * pre
-        mod = linear(dec.level_coords(i + 1), p[f"mod{i}.weight"])
-        child = np.sin(w0 * upsample_add(pre, mod))
+            return pre
+        child = NUMPY.sin_temp(upsample_add(pre, mod))
         nxt = span(i + 1)
         base = dec.level_bases(i + 1)
         h = child[tuple(slice(a - r[0] * b_, c - r[0] * b_) for (a, c), r, b_ in zip(nxt, rng, base))]
@@ -192,7 +189,7 @@ def render_native(arch: Architecture, p: dict[str, np.ndarray], start: tuple[int
     dec, hid = arch.decomposition, arch.hidden
     last = arch.levels - 1
     bases = dec.level_bases(last)
-    m = arch.w0 * linear(dec.level_coords(last), p[f"mod{last - 1}.weight"]).reshape(-1, hid)
+    m = linear(dec.level_coords(last), arch.w0 * p[f"mod{last - 1}.weight"]).reshape(-1, hid)
     lo = tuple(s // b for s, b in zip(start, bases))
     hi = tuple((e - 1) // b + 1 for e, b in zip(stop, bases))
     out = np.empty((arch.channels, *[e - s for s, e in zip(start, stop)]), np.float32)

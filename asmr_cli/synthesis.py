@@ -30,10 +30,23 @@ class Ops:
     cos: Callable[[Array], Array]
     permute: Callable[[Array, list[int]], Array]
     cat: Callable[[list[Array], int], Array]
+    # sin of a temporary no one else holds: numpy overwrites it (no new buffer to fault
+    # in); torch keeps it, as autograd needs the input
+    sin_temp: Callable[[Array], Array]
+    # [sin x, cos x] along the last axis
+    sincos: Callable[[Array], Array]
+
+
+def _np_sincos(x: np.ndarray) -> np.ndarray:
+    out = np.empty((*x.shape[:-1], 2 * x.shape[-1]), np.result_type(x, np.float32))
+    np.sin(x, out=out[..., : x.shape[-1]])
+    np.cos(x, out=out[..., x.shape[-1]:])
+    return out
 
 
 NUMPY = Ops(sin=np.sin, cos=np.cos, permute=lambda x, axes: np.transpose(x, axes),
-            cat=lambda xs, axis: np.concatenate(xs, axis=axis))
+            cat=lambda xs, axis: np.concatenate(xs, axis=axis),
+            sin_temp=lambda x: np.sin(x, out=x), sincos=_np_sincos)
 
 
 def upsample_add(coarse: Array, table: Array) -> Array:
@@ -57,7 +70,7 @@ def last_level(ops: Ops, a: Array, m: Array, head_w: Array, head_b: Array) -> Ar
     ch, q = head_w.shape[0], m.shape[0]
     kc = (head_w[:, None, :] * ops.cos(m)[None]).reshape(ch * q, -1)  # (ch*Q, hid)
     ks = (head_w[:, None, :] * ops.sin(m)[None]).reshape(ch * q, -1)
-    out = ops.cat([ops.sin(a), ops.cos(a)], 1) @ ops.cat([kc, ks], 1).T
+    out = ops.sincos(a) @ ops.cat([kc, ks], 1).T
     return out.reshape(-1, ch, q) + head_b.reshape(1, ch, 1)
 
 
@@ -87,19 +100,29 @@ def linear(x: Array, w: Array, b: Array | None = None) -> Array:
 def coarse(ops: Ops, arch: Architecture, p: dict[str, Array], coords: list[Array]) -> tuple[Array, Array]:
     """Everything before the last level: the last sine layer's pre-activation on its coarse
     cells, a (P, hid), and the last modulation table, m (Q, hid), both scaled by w0."""
-    w0 = arch.w0
     h = coords[0]
     hid = arch.hidden
     for i in range(arch.levels - 1):
-        pre = linear(h, p[f"layer{i}.weight"], p[f"layer{i}.bias"])
-        if arch.latent_dim:
-            pre = pre + linear(p[f"latent{i}"], p[f"proj{i}.weight"])
-        mod = linear(coords[i + 1], p[f"mod{i}.weight"])
+        pre, mod = layer_inputs(arch, p, i, h, coords[i + 1])
         if i < arch.levels - 2:
-            h = ops.sin(w0 * upsample_add(pre, mod))
+            h = ops.sin_temp(upsample_add(pre, mod))
         else:
-            return w0 * pre.reshape(-1, hid), w0 * mod.reshape(-1, hid)
+            return pre.reshape(-1, hid), mod.reshape(-1, hid)
     raise AssertionError("unreachable: an architecture has at least 2 levels")
+
+
+def layer_inputs(arch: Architecture, p: dict[str, Array], i: int, h: Array, next_coords: Array,
+                 latent: Array | None = None) -> tuple[Array, Array]:
+    """Layer i's pre-activation on its cells (latent grid included) and the level-(i+1)
+    modulation table, both already scaled by w0: w0 is folded into the small weight
+    tensors, never multiplied into a grid-sized array. `latent` overrides the layer's
+    latent grid (a crop of it, for tiles)."""
+    w0 = arch.w0
+    pre = linear(h, w0 * p[f"layer{i}.weight"], w0 * p[f"layer{i}.bias"])
+    if arch.latent_dim:
+        grid = p[f"latent{i}"] if latent is None else latent
+        pre = pre + linear(grid, w0 * p[f"proj{i}.weight"])
+    return pre, linear(next_coords, w0 * p[f"mod{i}.weight"])
 
 
 def render_blocked(ops: Ops, arch: Architecture, p: dict[str, Array], coords: list[Array]) -> Array:
