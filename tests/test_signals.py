@@ -22,8 +22,9 @@ def _start(args: list[str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def _wait_for_library(p: subprocess.Popen, name: str, timeout: float = 60.0) -> None:
-    """Block until the child has loaded `name` (so it is past start-up, inside the command)."""
+def _wait_for_library(p: subprocess.Popen, name: str, timeout: float = 240.0) -> None:
+    """Block until the child has loaded `name` (so it is past start-up, inside the command);
+    generous, as importing torch on a loaded 2-core machine took over a minute."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         assert p.poll() is None, p.communicate()
