@@ -3,6 +3,9 @@
 as torch), and the light `asmr decode` entry (same file as the typer command)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -214,3 +217,13 @@ def test_signal_during_light_decode(tmp_path, sig, code):
     assert "Traceback" not in err
     assert not out.exists()
     assert _leftovers(tmp_path) == []
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
+    code = "import asmr_cli, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
