@@ -197,7 +197,7 @@ def fit(arch: Architecture, target: np.ndarray, step_policy: StepPolicy, cfg: Fi
         step += 1
         if step % 10 == 0 or step == total:
             mse = float(loss.detach())
-            if step < total - qat_steps:  # float phase only: fake quantisation raises the loss
+            if step < fp_steps:  # float phase only: fake quantisation raises the loss
                 guard.check(mse, step)
             if progress:
                 progress(step, total, _psnr(mse))

@@ -29,7 +29,7 @@ import numpy as np
 
 from .architecture import Architecture
 from .errors import AsmrError
-from .synthesis import NUMPY, last_level, layer_inputs, linear, to_raster, upsample_add
+from .synthesis import NUMPY, last_level, layer_inputs, modulation, to_raster, upsample_add
 
 TILE = 32  # finest coarse cells per tile edge (fewer, larger BLAS calls; a region costs whole tiles)
 MAX_OUTPUT_SIDE = 1 << 20  # per axis, like the container's size fields
@@ -189,7 +189,7 @@ def render_native(arch: Architecture, p: dict[str, np.ndarray], start: tuple[int
     dec, hid = arch.decomposition, arch.hidden
     last = arch.levels - 1
     bases = dec.level_bases(last)
-    m = linear(dec.level_coords(last), arch.w0 * p[f"mod{last - 1}.weight"]).reshape(-1, hid)
+    m = modulation(arch, p, last - 1, dec.level_coords(last)).reshape(-1, hid)
     lo = tuple(s // b for s, b in zip(start, bases))
     hi = tuple((e - 1) // b + 1 for e, b in zip(stop, bases))
     out = np.empty((arch.channels, *[e - s for s, e in zip(start, stop)]), np.float32)

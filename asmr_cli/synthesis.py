@@ -122,7 +122,12 @@ def layer_inputs(arch: Architecture, p: dict[str, Array], i: int, h: Array, next
     if arch.latent_dim:
         grid = p[f"latent{i}"] if latent is None else latent
         pre = pre + linear(grid, w0 * p[f"proj{i}.weight"])
-    return pre, linear(next_coords, w0 * p[f"mod{i}.weight"])
+    return pre, modulation(arch, p, i, next_coords)
+
+
+def modulation(arch: Architecture, p: dict[str, Array], i: int, coords: Array) -> Array:
+    """Level (i+1)'s modulation table for layer i, scaled by w0: (*bases, hid)."""
+    return linear(coords, arch.w0 * p[f"mod{i}.weight"])
 
 
 def render_blocked(ops: Ops, arch: Architecture, p: dict[str, Array], coords: list[Array]) -> Array:
