@@ -96,7 +96,8 @@ def encode(
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden width."),
     levels: Optional[int] = typer.Option(None, "--levels", help="Levels for automatic bases."),
     latent_dim: Optional[int] = typer.Option(None, "--latent-dim",
-                                             help="Latent channels per coarse cell (0 = the paper's plain ASMR)."),
+                                             help="Latent channels per coarse cell (0 = the paper's plain ASMR; "
+                                                  "default 1 from 0.4 bpp up, else 0)."),
     iters: Optional[int] = typer.Option(None, "--iters", help="Training steps."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop after about this many seconds."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
