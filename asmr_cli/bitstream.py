@@ -27,7 +27,8 @@ from .errors import AsmrError
 from .quantize import step_codes, step_groups, step_values
 
 MAGIC = b"ASMR"
-VERSION = 1
+VERSION = 2  # 2: a tensor may be coded as residuals along an axis (latent grids)
+READ_VERSIONS = (1, 2)  # version 1 is version 2 without prediction
 
 KIND_IMAGE, KIND_VIDEO = 0, 1
 MAX_DIMS = 3
@@ -68,6 +69,17 @@ class Tensor:
 
     steps: np.ndarray
     coded: entropy.CodedTensor
+
+
+def prediction_axes(name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Axes a tensor may be predicted along: the grid axes of a latent grid (not its
+    channel axis). Every other tensor is coded as is."""
+    return tuple(range(len(shape) - 1)) if name.startswith("latent") else ()
+
+
+def code_tensor(name: str, q: np.ndarray, steps: np.ndarray) -> Tensor:
+    """A quantised tensor as the file stores it (the encoder's one way to code one)."""
+    return Tensor(steps, entropy.encode(q, prediction_axes(name, q.shape)))
 
 
 @dataclass
@@ -111,10 +123,11 @@ def _unzigzag(u: int) -> int:
 
 
 def pack_tensor(t: Tensor) -> bytes:
-    """step codes (u8 per group) | model u8 | lo zigzag-varint | hi-lo varint
-    | [2*mean zigzag-varint | scale f16] | word count varint | words u32."""
+    """step codes (u8 per group) | model u8 (low 4 bits: the model, high 4: prediction)
+    | lo zigzag-varint | hi-lo varint | [2*mean zigzag-varint | scale f16]
+    | word count varint | words u32."""
     c = t.coded
-    out = step_codes(t.steps).tobytes() + struct.pack("<B", c.model)
+    out = step_codes(t.steps).tobytes() + struct.pack("<B", c.model | c.predict << 4)
     out += _varint(_zigzag(c.lo)) + _varint(c.hi - c.lo)
     if c.model != entropy.CONSTANT:
         out += _varint(_zigzag(int(round(2 * c.mean)))) + struct.pack("<e", c.scale)
@@ -204,13 +217,16 @@ def _parse_header(data: bytes) -> Header:
     return h
 
 
-def _parse_payload(data: bytes, arch: Architecture) -> list[Tensor]:
+def _parse_payload(data: bytes, arch: Architecture, version: int) -> list[Tensor]:
     r = _Reader(data, "payload")
     tensors = []
     for name, shape in arch.param_shapes():
         steps = step_values(r.array("u1", step_groups(name, shape), MAX_PARAMS))
-        model, = r.unpack("B")
+        byte, = r.unpack("B")
+        model, predict = byte & 0x0F, byte >> 4
         _check(model in (entropy.CONSTANT, entropy.LAPLACE, entropy.GAUSSIAN), f"{name}: entropy model {model}")
+        _check(predict == 0 or (version >= 2 and predict - 1 in prediction_axes(name, shape)),
+               f"{name}: prediction {predict}")
         lo = _unzigzag(r.varint())
         span = r.varint()
         _check(abs(lo) < 2**31 and span <= entropy.MAX_SYMBOL_RANGE, f"{name}: symbol range")
@@ -223,7 +239,7 @@ def _parse_payload(data: bytes, arch: Architecture) -> list[Tensor]:
         _check(n_words <= 4 * math.prod(shape) + 4, f"{name}: {n_words} words")
         words = r.array("<u4", n_words, MAX_PARAMS)
         tensors.append(Tensor(steps, entropy.CodedTensor(model, lo, lo + span, float(mean), float(scale),
-                                                         words.astype(np.uint32))))
+                                                         words.astype(np.uint32), predict)))
     _check(r.pos == len(data), "payload has trailing bytes")
     return tensors
 
@@ -235,8 +251,9 @@ def loads(data: bytes) -> AsmrFile:
         raise AsmrError("not an .asmr file (bad magic bytes)")
     r.take(4)
     version, header_len = r.unpack("BI")
-    if version != VERSION:
-        raise AsmrError(f"unsupported .asmr format version {version} (this build reads {VERSION})")
+    if version not in READ_VERSIONS:
+        raise AsmrError(f"unsupported .asmr format version {version} (this build reads "
+                        f"{', '.join(map(str, READ_VERSIONS))})")
     _check(header_len <= MAX_HEADER, f"header length {header_len}")
     header_bytes = r.take(header_len)
     crc, = r.unpack("I")
@@ -247,4 +264,4 @@ def loads(data: bytes) -> AsmrFile:
     crc, = r.unpack("I")
     _check(zlib.crc32(payload) == crc, "payload checksum mismatch")
     _check(r.pos == len(data), "trailing bytes after the payload")
-    return AsmrFile(header, _parse_payload(payload, header.architecture))
+    return AsmrFile(header, _parse_payload(payload, header.architecture, version))

@@ -75,8 +75,7 @@ def pack(arch: Architecture, params: dict[str, np.ndarray], steps: dict[str, np.
     """Quantise every tensor with its steps, entropy-code it, and build the file."""
     tensors = []
     for name, _ in arch.param_shapes():
-        q = quantize(params[name], steps[name])
-        tensors.append(bitstream.Tensor(steps[name], entropy.encode(q)))
+        tensors.append(bitstream.code_tensor(name, quantize(params[name], steps[name]), steps[name]))
     return bitstream.dumps(bitstream.AsmrFile(_header(arch, kind, bit_depth, fps), tensors))
 
 
@@ -115,7 +114,7 @@ def unpack(f: bitstream.AsmrFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple
     arch = f.header.architecture
     params = {}
     for (name, shape), t in zip(arch.param_shapes(), f.tensors):
-        q = entropy.decode(t.coded, math.prod(shape)).reshape(shape)
+        q = entropy.decode(t.coded, shape)
         params[name] = dequantize(q, t.steps)
     return arch, params
 
@@ -183,7 +182,7 @@ def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeR
                                  progress=progress)
     decoded = decode_bytes(data)
     seconds = time.perf_counter() - start
-    stats = describe(header, len(data))
+    stats = describe(header, data)
     unquantised = to_raster(render_numpy(arch, result.params), arch.decomposition.sizes, raster.bit_depth)
     stats.update(encode_seconds=round(seconds, 3), iterations=result.iterations,
                  psnr=round(_psnr(raster, decoded), 3), psnr_unquantised=round(_psnr(raster, unquantised), 3),
@@ -223,18 +222,18 @@ def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float 
     return to_raster(out, (rh, rw), f.header.bit_depth)
 
 
-def describe(h: bitstream.Header, nbytes: int) -> dict:
-    """The stats that follow from the header and the file size alone."""
+def describe(h: bitstream.Header, data: bytes) -> dict:
+    """The stats that follow from the header and the file's size and version alone."""
     arch = h.architecture
     samples = math.prod(h.sizes)
     height, width = h.sizes[-2], h.sizes[-1]
     macs = macs_per_pixel(arch)
     siren = siren_macs_per_pixel(arch)
     out = {
-        "format_version": bitstream.VERSION,
+        "format_version": data[len(bitstream.MAGIC)],
         "kind": "video" if h.kind == bitstream.KIND_VIDEO else "image",
         "width": width, "height": height, "channels": h.channels, "bit_depth": h.bit_depth,
-        "bytes": nbytes, "bpp": round(nbytes * 8 / samples, 5),
+        "bytes": len(data), "bpp": round(len(data) * 8 / samples, 5),
         "params": arch.param_count(), "levels": arch.levels,
         "bases": [list(b) for b in h.bases], "hidden": h.hidden, "latent_dim": h.latent_dim,
         "macs_per_pixel": round(macs, 1), "siren_macs_per_pixel": round(siren, 1),
@@ -251,7 +250,7 @@ def _psnr(ref: Raster, test: Raster) -> float:
 
 def read_stats(data: bytes, ref: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
     f = bitstream.loads(data)
-    stats = describe(f.header, len(data))
+    stats = describe(f.header, data)
     if ref is not None:
         original = read_image(Path(ref), max_pixels)
         decoded = decode_bytes(data, max_pixels)
@@ -341,7 +340,7 @@ def encode_clip(clip, opts: EncodeOptions | None = None, progress=None) -> Encod
                                  max(opts.max_pixels, math.prod(sizes)), _min_payload(arch), progress)
     decoded = decode_video(data)
     unquantised = render_frames(arch, result.params, 0, clip.count)
-    stats = describe(header, len(data))
+    stats = describe(header, data)
     stats.update(encode_seconds=round(time.perf_counter() - start, 3), iterations=result.iterations,
                  psnr=round(float(np.mean(frame_psnr(clip.frames, decoded.frames))), 3),
                  psnr_unquantised=round(float(np.mean(frame_psnr(clip.frames, unquantised))), 3),
@@ -426,7 +425,7 @@ def read_video_stats(data: bytes, ref: Path | None = None, frames=None) -> dict:
     from .video import frame_psnr, read_video
 
     f = bitstream.loads(data)
-    stats = describe(f.header, len(data))
+    stats = describe(f.header, data)
     if ref is not None:
         original = read_video(Path(ref), frames)
         decoded = decode_video(data)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bitstream, entropy
+from . import bitstream
 from .errors import AsmrError
 from .quantize import quantize, sensitivity_steps
 
@@ -87,7 +87,7 @@ def fit_budget(target: Target, file_overhead: int, arch) -> int:
 
 def coded_size(params: dict[str, np.ndarray], steps: dict[str, np.ndarray]) -> int:
     """Exact payload bytes for these steps (runs the entropy coder and the packer)."""
-    return sum(len(bitstream.pack_tensor(bitstream.Tensor(steps[name], entropy.encode(quantize(v, steps[name])))))
+    return sum(len(bitstream.pack_tensor(bitstream.code_tensor(name, quantize(v, steps[name]), steps[name])))
                for name, v in params.items())
 
 

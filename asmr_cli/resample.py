@@ -211,7 +211,7 @@ def ramp(t: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-BLEND = 2.0  # default half-width (native pixels) of the band where neighbouring blocks blend
+BLEND = 2.5  # default half-width (native pixels) of the blending band (chosen on benchmarks/any_resolution.py)
 
 
 @dataclass

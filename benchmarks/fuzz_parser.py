@@ -206,7 +206,7 @@ def mutate(data: bytes, rng: np.random.Generator, pool: list[bytes]) -> tuple[st
             out[start:start + n] = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
         return "crc_payload_noise", join(header, bytes(out))
     if r < 0.92:
-        return "crc_version", join(header, payload, version=int(rng.choice([0, 2, 255])))
+        return "crc_version", join(header, payload, version=int(rng.choice([0, 3, 255])))
     # -- whole files written by the library around an odd but well-formed header
     return "synth_huge", synth(rng)
 
@@ -252,7 +252,7 @@ def decode_case(data: bytes) -> str:
     'CRASH ...' / 'HANG' for anything else."""
     try:
         f = bitstream.loads(data)
-        codec.describe(f.header, len(data))  # what `asmr stats` prints
+        codec.describe(f.header, data)  # what `asmr stats` prints
         if f.header.kind == bitstream.KIND_VIDEO and hasattr(codec, "decode_video"):
             codec.decode_video(data, max_pixels=FUZZ_MAX_PIXELS)
         else:

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ def test_round_trip_is_bit_exact():
     g = bitstream.loads(data)
     assert g.header == f.header
     for (_name, shape), t, q, orig in zip(f.header.architecture.param_shapes(), g.tensors, ints, f.tensors):
-        np.testing.assert_array_equal(entropy.decode(t.coded, q.size).reshape(shape), q)
+        np.testing.assert_array_equal(entropy.decode(t.coded, shape), q)
         np.testing.assert_array_equal(t.steps, orig.steps)
 
 
@@ -58,4 +60,63 @@ def test_entropy_round_trip_and_constant():
     for q in [np.rint(rng.normal(0, 30, 5000)).astype(np.int32), np.full(50, 7, np.int32),
               np.array([-100000, 100000], np.int32), np.zeros(0, np.int32)]:
         c = entropy.encode(q)
-        np.testing.assert_array_equal(entropy.decode(c, q.size), q)
+        np.testing.assert_array_equal(entropy.decode(c, q.shape), q)
+
+
+def _slowly_changing(shape, seed=4):
+    """A latent grid whose slices along axis 0 change little: residuals along it are small."""
+    rng = np.random.default_rng(seed)
+    base = np.rint(rng.laplace(0, 20, size=shape[1:]))
+    return (base + np.rint(rng.laplace(0, 0.5, size=shape))).astype(np.int32)
+
+
+def test_prediction_is_chosen_when_shorter_and_round_trips():
+    q = _slowly_changing((12, 5, 6, 4))
+    plain = entropy.encode(q)
+    coded = entropy.encode(q, axes=(0, 1, 2))
+    assert plain.predict == 0 and coded.predict == 1
+    assert coded.words.size < 0.6 * plain.words.size
+    np.testing.assert_array_equal(entropy.decode(coded, q.shape), q)
+    noise = np.rint(np.random.default_rng(5).laplace(0, 3, size=(12, 5, 6, 4))).astype(np.int32)
+    assert entropy.encode(noise, axes=(0, 1, 2)).predict == 0  # residuals of noise cost more
+
+
+def test_predicted_latents_survive_the_file_and_are_checked():
+    header = bitstream.Header(bitstream.KIND_VIDEO, (12, 10, 12), 3, 8, ((1, 12), (2, 5), (2, 6)), 8, 4, 30.0)
+    tensors, ints = [], {}
+    for name, shape in header.architecture.param_shapes():
+        q = _slowly_changing(shape) if name == "latent0" else np.zeros(shape, np.int32)
+        ints[name] = q
+        tensors.append(bitstream.code_tensor(name, q, np.ones(step_groups(name, shape), np.float32)))
+    assert tensors[3].coded.predict == 0  # latent0 is (1, 2, 2, 4): nothing to predict from
+    data = bitstream.dumps(bitstream.AsmrFile(header, tensors))
+    f = bitstream.loads(data)
+    for (name, shape), t in zip(header.architecture.param_shapes(), f.tensors):
+        np.testing.assert_array_equal(entropy.decode(t.coded, shape), ints[name])
+    # prediction is only allowed on a latent grid's grid axes
+    assert bitstream.prediction_axes("latent1", (12, 5, 6, 4)) == (0, 1, 2)
+    assert bitstream.prediction_axes("layer0.weight", (8, 3)) == ()
+
+
+def test_version_1_files_are_read_but_cannot_predict():
+    f, ints = _file()
+    data = bytearray(bitstream.dumps(f))
+    data[4] = 1
+    g = bitstream.loads(bytes(data))
+    for (_name, shape), t, q in zip(f.header.architecture.param_shapes(), g.tensors, ints):
+        np.testing.assert_array_equal(entropy.decode(t.coded, shape), q)
+
+
+def test_prediction_on_a_weight_matrix_is_refused():
+    f, _ = _file()
+    f.tensors[0] = bitstream.Tensor(f.tensors[0].steps, dataclasses.replace(f.tensors[0].coded, predict=1))
+    with pytest.raises(AsmrError, match="prediction"):
+        bitstream.loads(bitstream.dumps(f))
+
+
+def test_predicted_values_outside_32_bits_are_corrupt():
+    big = np.full((3, 2), (1 << 30) + 5, np.int32)
+    coded = entropy.CodedTensor(entropy.CONSTANT, int(big[0, 0]), int(big[0, 0]), 0.0, 0.0,
+                                np.zeros(0, np.uint32), predict=1)
+    with pytest.raises(AsmrError, match="32 bits"):
+        entropy.decode(coded, big.shape)

@@ -154,7 +154,7 @@ def test_symbol_range_past_32_bits(model, lo, hi):
     pass int32 and constriction's model constructor raised OverflowError, not AsmrError."""
     coded = entropy.CodedTensor(model, lo, hi, 0.0, 1.0, np.array([1, 2], np.uint32))
     with pytest.raises(AsmrError, match="outside 32 bits"):
-        entropy.decode(coded, 5)
+        entropy.decode(coded, (5,))
 
 
 def test_mutants_through_the_cli_exit_0_or_1_with_one_line(tmp_path):
