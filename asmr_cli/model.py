@@ -3,9 +3,11 @@ shared one in `synthesis` (the decoder runs the same code on numpy arrays)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -17,6 +19,18 @@ TORCH = Ops(sin=torch.sin, cos=torch.cos, permute=lambda x, dims: x.permute(*dim
             sincos=lambda x: torch.cat([torch.sin(x), torch.cos(x)], dim=-1))
 
 MOD_INIT = 0.1
+def last_level_frequencies(bases: tuple[int, ...], hidden: int) -> np.ndarray:
+    """Per hidden unit, the last level's phase step per pixel along each axis: a DCT-like
+    grid k * pi / B (k = 0 .. B-1, up to the Nyquist limit), lowest first, each frequency
+    given to two units. One unit alone adds its sinusoid at a fixed amplitude to every
+    block (its head weight); two at the same frequency can cancel or add, so a block sets
+    each frequency's amplitude and phase through the pair's pre-activations. Adding the
+    other diagonal of each 2-D frequency measured the same (kodim23, 0.5 bpp: 28.84 dB
+    against 28.91). Returns (hidden, dims)."""
+    combos = sorted(itertools.product(*[range(b) for b in bases]),
+                    key=lambda k: (sum((v / b) ** 2 for v, b in zip(k, bases)), k))
+    return np.array([[v * math.pi / b for v, b in zip(combos[(h // 2) % len(combos)], bases)]
+                     for h in range(hidden)], dtype=np.float64).reshape(hidden, len(bases))
 ParamFn = Callable[[str, torch.Tensor], torch.Tensor]
 
 
@@ -32,6 +46,14 @@ class ASMR(nn.Module):
                 nn.init.zeros_(t)
             elif name == "layer0.weight":
                 nn.init.uniform_(t, -1.0 / arch.dims, 1.0 / arch.dims)
+            elif name == f"mod{arch.levels - 2}.weight":
+                # the last level: a DCT-like basis of paired frequencies up to Nyquist
+                # (kodim23 at 0.5 bpp: 28.9 dB against 27.5 with the small random range)
+                bases = arch.decomposition.level_bases(arch.levels - 1)
+                steps = last_level_frequencies(bases, shape[0])
+                # the phase step per pixel is w0 * W * 2 / (B - 1) (digits span [-1, 1])
+                scale = np.array([(b - 1) / (2.0 * w0) if b > 1 else 0.0 for b in bases])
+                t = torch.from_numpy((steps * scale).astype(np.float32))
             elif name.startswith("mod"):
                 # a tenth of SIREN's first-layer range: the full range makes the fine
                 # levels start as random per-digit phases and training seed-fragile

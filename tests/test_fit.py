@@ -46,3 +46,4 @@ def test_guard_waits_for_a_first_loss():
     guard = fitmod._DivergenceGuard(model, opt)
     guard.check(math.inf, 10)  # nothing to restore yet
     assert guard.restarts == 0 and len(opt.state) > 0
+
