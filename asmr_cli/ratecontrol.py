@@ -69,6 +69,8 @@ def hidden_for(budget_bytes: int, levels: int, latent_dim: int = 0) -> int:
 
 
 MIN_BITS_PER_PARAM = 3.0  # below this a network is mostly zeros
+# latent grids code in about a bit a value (a video's along time: 1.2 bits on carphone)
+MIN_BITS_PER_LATENT = 1.0
 TENSOR_OVERHEAD = 12      # bytes per tensor record besides its coded words (about)
 
 
@@ -77,7 +79,10 @@ def fit_budget(target: Target, file_overhead: int, arch) -> int:
     a rate or quality target is raised to the least that codes a usable network, a
     --size cap below that is refused."""
     shapes = arch.param_shapes()
-    least = file_overhead + TENSOR_OVERHEAD * len(shapes) + int(arch.param_count() * MIN_BITS_PER_PARAM / 8)
+    latents = sum(math.prod(s) for name, s in shapes if name.startswith("latent"))
+    weights = arch.param_count() - latents
+    least = (file_overhead + TENSOR_OVERHEAD * len(shapes)
+             + int((weights * MIN_BITS_PER_PARAM + latents * MIN_BITS_PER_LATENT) / 8))
     if target.budget_bytes >= least:
         return target.budget_bytes - file_overhead
     if target.cap:

@@ -69,3 +69,18 @@ def test_learning_rate_grows_for_small_images_only():
     assert learning_rate(2e-3, 10) == pytest.approx(5e-3)
     rates = [learning_rate(2e-3, n) for n in (10, 1000, 20000, 65536, 10**6)]
     assert rates == sorted(rates, reverse=True) and min(rates) == 2e-3
+
+
+def test_least_budget_counts_latent_values_at_a_bit():
+    from asmr_cli.architecture import Architecture
+    from asmr_cli.decomposition import Decomposition
+    from asmr_cli.ratecontrol import MIN_BITS_PER_LATENT, MIN_BITS_PER_PARAM, TENSOR_OVERHEAD, Target, fit_budget
+
+    arch = Architecture(Decomposition((40, 64, 64), ((1, 40, 1), (1, 8, 8), (1, 8, 8))), 16, 3, latent_dim=4)
+    shapes = arch.param_shapes()
+    latents = sum(s[0] * s[1] * s[2] * s[3] for n, s in shapes if n.startswith("latent"))
+    assert latents > arch.param_count() / 2  # a latent-heavy (video-like) network
+    least = TENSOR_OVERHEAD * len(shapes) + int(((arch.param_count() - latents) * MIN_BITS_PER_PARAM
+                                                 + latents * MIN_BITS_PER_LATENT) / 8)
+    assert fit_budget(Target(100), 0, arch) == least  # a tiny target is raised to it
+    assert fit_budget(Target(least + 500), 0, arch) == least + 500
