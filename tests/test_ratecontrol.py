@@ -84,3 +84,19 @@ def test_least_budget_counts_latent_values_at_a_bit():
                                                  + latents * MIN_BITS_PER_LATENT) / 8)
     assert fit_budget(Target(100), 0, arch) == least  # a tiny target is raised to it
     assert fit_budget(Target(least + 500), 0, arch) == least + 500
+
+
+@pytest.mark.parametrize("sens_scale", [1e-4, 1e-12, 1e-20])
+def test_step_search_fills_the_budget_whatever_the_sensitivity_scale(sens_scale):
+    """A whole clip's per-sample-mean loss has tiny gradients; the search must still reach
+    the budget instead of stopping at the edge of its bracket."""
+    import numpy as np
+
+    from asmr_cli.ratecontrol import search_steps
+
+    rng = np.random.default_rng(0)
+    params = {"layer1.weight": rng.normal(0, 0.05, (32, 32)).astype(np.float32),
+              "latent4": rng.normal(0, 0.5, (20, 8, 8, 4)).astype(np.float32)}
+    sens = {"layer1.weight": np.full(32, sens_scale), "latent4": np.full(1, sens_scale / 10)}
+    steps, size = search_steps(params, sens, 6000)
+    assert 0.95 * 6000 <= size <= 6000
