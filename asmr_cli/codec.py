@@ -175,7 +175,7 @@ def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeR
     preset = PRESETS[opts.preset]
     iters = opts.iters if opts.iters is not None else preset.iters
     _check_effort(iters, opts.time_limit)
-    cfg = FitConfig(iters=iters, lr=learning_rate(preset.lr, raster.height * raster.width),
+    cfg = FitConfig(iters=iters, lr=learning_rate(preset.lr_for(arch.hidden), raster.height * raster.width),
                     time_limit=opts.time_limit, seed=opts.seed, device=resolve_device(opts.device))
     header = _header(arch, bitstream.KIND_IMAGE, raster.bit_depth)
     data, result = _fit_and_pack(arch, raster.as_float(), header, target, cfg, opts.max_pixels,

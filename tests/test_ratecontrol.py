@@ -100,3 +100,11 @@ def test_step_search_fills_the_budget_whatever_the_sensitivity_scale(sens_scale)
     sens = {"layer1.weight": np.full(32, sens_scale), "latent4": np.full(1, sens_scale / 10)}
     steps, size = search_steps(params, sens, 6000)
     assert 0.95 * 6000 <= size <= 6000
+
+
+def test_wide_networks_train_at_half_the_rate():
+    from asmr_cli.presets import WIDE_HIDDEN
+
+    p = PRESETS["default"]
+    assert p.lr_for(WIDE_HIDDEN) == p.lr
+    assert p.lr_for(WIDE_HIDDEN + 4) == p.lr / 2
