@@ -105,8 +105,11 @@ def run() -> None:
         finally:
             signal.signal(signal.SIGTERM, previous)
     if code is None:
-        from .cli import run as typer_run
-
+        try:
+            from .cli import run as typer_run
+        except KeyboardInterrupt:  # Ctrl-C while the interface (typer, rich, torch) loads
+            sys.stderr.write("asmr: interrupted\n")
+            sys.exit(130)
         typer_run()
         return
     sys.exit(code)
