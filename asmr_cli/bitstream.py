@@ -86,6 +86,7 @@ def code_tensor(name: str, q: np.ndarray, steps: np.ndarray) -> Tensor:
 class AsmrFile:
     header: Header
     tensors: list[Tensor] = field(default_factory=list)
+    version: int = VERSION  # as read; a file is always written at VERSION
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -264,4 +265,4 @@ def loads(data: bytes) -> AsmrFile:
     crc, = r.unpack("I")
     _check(zlib.crc32(payload) == crc, "payload checksum mismatch")
     _check(r.pos == len(data), "trailing bytes after the payload")
-    return AsmrFile(header, _parse_payload(payload, header.architecture, version))
+    return AsmrFile(header, _parse_payload(payload, header.architecture, version), version)

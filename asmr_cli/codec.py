@@ -182,7 +182,7 @@ def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeR
                                  progress=progress)
     decoded = decode_bytes(data)
     seconds = time.perf_counter() - start
-    stats = describe(header, data)
+    stats = describe(header, len(data))
     unquantised = to_raster(render_numpy(arch, result.params), arch.decomposition.sizes, raster.bit_depth)
     stats.update(encode_seconds=round(seconds, 3), iterations=result.iterations,
                  psnr=round(_psnr(raster, decoded), 3), psnr_unquantised=round(_psnr(raster, unquantised), 3),
@@ -222,18 +222,18 @@ def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float 
     return to_raster(out, (rh, rw), f.header.bit_depth)
 
 
-def describe(h: bitstream.Header, data: bytes) -> dict:
-    """The stats that follow from the header and the file's size and version alone."""
+def describe(h: bitstream.Header, nbytes: int, version: int = bitstream.VERSION) -> dict:
+    """The stats that follow from the header, the file size and the format version alone."""
     arch = h.architecture
     samples = math.prod(h.sizes)
     height, width = h.sizes[-2], h.sizes[-1]
     macs = macs_per_pixel(arch)
     siren = siren_macs_per_pixel(arch)
     out = {
-        "format_version": data[len(bitstream.MAGIC)],
+        "format_version": version,
         "kind": "video" if h.kind == bitstream.KIND_VIDEO else "image",
         "width": width, "height": height, "channels": h.channels, "bit_depth": h.bit_depth,
-        "bytes": len(data), "bpp": round(len(data) * 8 / samples, 5),
+        "bytes": nbytes, "bpp": round(nbytes * 8 / samples, 5),
         "params": arch.param_count(), "levels": arch.levels,
         "bases": [list(b) for b in h.bases], "hidden": h.hidden, "latent_dim": h.latent_dim,
         "macs_per_pixel": round(macs, 1), "siren_macs_per_pixel": round(siren, 1),
@@ -250,7 +250,7 @@ def _psnr(ref: Raster, test: Raster) -> float:
 
 def read_stats(data: bytes, ref: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
     f = bitstream.loads(data)
-    stats = describe(f.header, data)
+    stats = describe(f.header, len(data), f.version)
     if ref is not None:
         original = read_image(Path(ref), max_pixels)
         decoded = decode_bytes(data, max_pixels)
@@ -340,7 +340,7 @@ def encode_clip(clip, opts: EncodeOptions | None = None, progress=None) -> Encod
                                  max(opts.max_pixels, math.prod(sizes)), _min_payload(arch), progress)
     decoded = decode_video(data)
     unquantised = render_frames(arch, result.params, 0, clip.count)
-    stats = describe(header, data)
+    stats = describe(header, len(data))
     stats.update(encode_seconds=round(time.perf_counter() - start, 3), iterations=result.iterations,
                  psnr=round(float(np.mean(frame_psnr(clip.frames, decoded.frames))), 3),
                  psnr_unquantised=round(float(np.mean(frame_psnr(clip.frames, unquantised))), 3),
@@ -425,7 +425,7 @@ def read_video_stats(data: bytes, ref: Path | None = None, frames=None) -> dict:
     from .video import frame_psnr, read_video
 
     f = bitstream.loads(data)
-    stats = describe(f.header, data)
+    stats = describe(f.header, len(data), f.version)
     if ref is not None:
         original = read_video(Path(ref), frames)
         decoded = decode_video(data)

@@ -19,6 +19,9 @@ TORCH = Ops(sin=torch.sin, cos=torch.cos, permute=lambda x, dims: x.permute(*dim
             sincos=lambda x: torch.cat([torch.sin(x), torch.cos(x)], dim=-1))
 
 MOD_INIT = 0.1
+ParamFn = Callable[[str, torch.Tensor], torch.Tensor]
+
+
 def last_level_frequencies(bases: tuple[int, ...], hidden: int) -> np.ndarray:
     """Per hidden unit, the last level's phase step per pixel along each axis: a DCT-like
     grid k * pi / B (k = 0 .. B-1, up to the Nyquist limit), lowest first, each frequency
@@ -31,7 +34,6 @@ def last_level_frequencies(bases: tuple[int, ...], hidden: int) -> np.ndarray:
                     key=lambda k: (sum((v / b) ** 2 for v, b in zip(k, bases)), k))
     return np.array([[v * math.pi / b for v, b in zip(combos[(h // 2) % len(combos)], bases)]
                      for h in range(hidden)], dtype=np.float64).reshape(hidden, len(bases))
-ParamFn = Callable[[str, torch.Tensor], torch.Tensor]
 
 
 class ASMR(nn.Module):

@@ -252,7 +252,7 @@ def decode_case(data: bytes) -> str:
     'CRASH ...' / 'HANG' for anything else."""
     try:
         f = bitstream.loads(data)
-        codec.describe(f.header, data)  # what `asmr stats` prints
+        codec.describe(f.header, len(data), f.version)  # what `asmr stats` prints
         if f.header.kind == bitstream.KIND_VIDEO and hasattr(codec, "decode_video"):
             codec.decode_video(data, max_pixels=FUZZ_MAX_PIXELS)
         else:
