@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -46,7 +47,20 @@ def main(
 
 
 def _output_path(inp: Path, out: Optional[Path], suffix: str) -> Path:
-    return out if out is not None else inp.with_suffix(suffix)
+    if out is not None:
+        return out
+    return inp.with_name(inp.name + suffix) if inp.is_dir() else inp.with_suffix(suffix)  # dots in folder names
+
+
+def _refuse_media_name(out: Path) -> None:
+    """`encode -o out.png` would write an .asmr file that no image viewer can open."""
+    from .video import media_kind
+
+    kind = media_kind(out)
+    if kind is not None:
+        ext = out.suffix.lower()
+        raise AsmrError(f"{out}: encode writes an .asmr file, not a {ext} {kind}; use -o "
+                        f"{out.with_suffix('.asmr')}, or `asmr decode` to write a {ext}")
 
 
 def _refuse_overwrite(out: Path, force: bool) -> None:
@@ -114,6 +128,7 @@ def encode(
 
     try:
         out = _output_path(input, output, ".asmr")
+        _refuse_media_name(out)
         _refuse_overwrite(out, force)
         clip = _read_clip(input, frames)
         raster = read_image(input, max_pixels) if clip is None else None
@@ -150,8 +165,8 @@ def encode(
 @app.command()
 def decode(
     input: Path = typer.Argument(..., help=".asmr file."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output image (.png .jpg .webp .tif) or "
-                                          "video (.mp4 .gif .y4m, or a folder for PNG frames)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image (.png .jpg .webp .tif) or "
+                                         "video (.mp4 .mov .mkv .avi .webm .gif .y4m, or a folder/ for PNG frames)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: decode frames START:END only."),
     size: Optional[str] = typer.Option(None, "--size", help="Render at WIDTHxHEIGHT, e.g. 1536x1024."),
@@ -168,11 +183,13 @@ def decode(
     from .resample import parse_region, parse_size
 
     start = time.perf_counter()
+    folder = output is not None and output.endswith(("/", os.sep))  # Path() would drop the slash
+    output = Path(output) if output is not None else None
     try:
         if _holds_video(input):
             resize = dict(size=parse_size(size) if size is not None else None, scale=scale, width=width,
                           height=height, region=parse_region(region) if region is not None else None)
-            _decode_clip(input, output, frames, force, as_json, start, resize)
+            _decode_clip(input, output, frames, force, as_json, start, resize, folder)
             return
         out = _output_path(input, output, ".png")
         _refuse_overwrite(out, force)
@@ -251,14 +268,14 @@ def _refuse_folder_overwrite(out: Path, force: bool) -> None:
 
 
 def _decode_clip(input: Path, output: Optional[Path], frames: Optional[str], force: bool,
-                 as_json: bool, start: float, resize: Optional[dict] = None) -> None:
+                 as_json: bool, start: float, resize: Optional[dict] = None, folder: bool = False) -> None:
     from .codec import decode_video, render_clip
-    from .video import is_video_output, parse_frames, write_video
+    from .video import is_frame_folder, is_video_output, parse_frames, video_outputs, write_video
 
     out = _output_path(input, output, ".mp4")
-    if not is_video_output(out):
-        raise AsmrError(f"{out}: this file holds a video; write it to .mp4, .gif, .y4m or a folder")
-    if out.suffix == "" or out.is_dir():
+    if not is_video_output(out, folder):
+        raise AsmrError(f"{out}: this file holds a video; write it to {video_outputs()}")
+    if is_frame_folder(out, folder):
         _refuse_folder_overwrite(out, force)
     else:
         _refuse_overwrite(out, force)
@@ -266,7 +283,7 @@ def _decode_clip(input: Path, output: Optional[Path], frames: Optional[str], for
         clip = render_clip(_read_file(input), parse_frames(frames), **resize)
     else:
         clip = decode_video(_read_file(input), parse_frames(frames))
-    write_video(out, clip)
+    write_video(out, clip, folder)
     if as_json:
         _print_json({"output": str(out), "frames": clip.count, "width": clip.width, "height": clip.height,
                      "fps": float(clip.fps), "decode_seconds": round(time.perf_counter() - start, 4)})

@@ -23,6 +23,10 @@ from .errors import AsmrError
 DEFAULT_MAX_PIXELS = 64_000_000
 PNG_COMPRESS_LEVEL = 1  # zlib level: 1.4-5x faster than Pillow's 6 on Kodak images, files 4-10% larger
 IMAGE_WRITE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
+# names an image would have: an .asmr file written under one of these is a trap (`encode -o out.png`)
+IMAGE_NAME_EXTS = IMAGE_WRITE_EXTS | {".bmp", ".gif", ".apng", ".avif", ".heic", ".heif", ".jxl", ".jp2",
+                                      ".j2k", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".exr", ".hdr"}
+ANIMATED_IMAGE_FORMATS = {"GIF", "PNG", "WEBP"}  # Pillow formats whose animations are read as clips
 
 
 @dataclass
@@ -57,6 +61,22 @@ def check_input_path(path: Path) -> None:
         raise AsmrError(f"{path}: empty file")
 
 
+def animated_frames(path: Path) -> int:
+    """How many frames an animated GIF, WebP or PNG (APNG) holds; 1 for anything else
+    (a still image, another format, a file that cannot be opened: its reader says why)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # size limits are checked by the reader
+            with Image.open(path) as im:
+                if im.format in ANIMATED_IMAGE_FORMATS and getattr(im, "is_animated", False):
+                    return int(im.n_frames)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        pass
+    return 1
+
+
 def _png_16bit_colour(path: Path) -> bool:
     with open(path, "rb") as fh:
         head = fh.read(29)
@@ -89,6 +109,9 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Raster:
             if w * h > max_pixels:
                 raise AsmrError(f"{path}: {w}x{h} is over the {max_pixels}-pixel limit "
                                 "(raise it with --max-pixels)")
+            if im.format in ANIMATED_IMAGE_FORMATS and getattr(im, "is_animated", False):
+                raise AsmrError(f"{path}: an animated {im.format} of {im.n_frames} frames, not a still image "
+                                "(asmr encode takes it as a clip)")  # never one frame of it in silence
             if _png_16bit_colour(path):
                 return Raster(_read_png16_av(path).astype(np.uint16), 16)
             im.load()

@@ -1,13 +1,13 @@
 """Reading and writing video clips: the only module that knows video formats.
 
 A clip is (T, H, W, C) uint8 RGB frames and a frame rate. Containers (mp4, mov, mkv,
-webm) are read through PyAV; animated GIFs through Pillow; y4m and folders of numbered
-frames by hand. y4m is written as 4:4:4 full-range BT.601 (`C444 XCOLORRANGE=FULL`), so
+webm, avi) are read through PyAV; animated GIF, WebP and PNG (APNG) through Pillow; y4m
+and folders of numbered frames by hand. y4m is written as 4:4:4 full-range BT.601 (`C444 XCOLORRANGE=FULL`), so
 RGB survives within rounding; it is read and written with numpy alone, which keeps
 `asmr decode clip.asmr -o clip.y4m` free of torch and FFmpeg start-up costs.
-mp4 is H.264 (libx264, yuv420p): odd sizes are padded to even by repeating the last
-row/column, the true size goes into the container's comment tag and is cropped back on
-reading.
+mp4, mov, mkv and avi are H.264 (libx264, yuv420p): odd sizes are padded to even by
+repeating the last row/column, the true size goes into the container's comment tag and is
+cropped back on reading. webm is VP9 (libvpx-vp9, yuv420p), which takes odd sizes as they are.
 """
 
 from __future__ import annotations
@@ -22,15 +22,24 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AsmrError
-from .media import atomic_output
+from .media import animated_frames, atomic_output
 
 CONTAINER_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
 VIDEO_READ_EXTS = CONTAINER_EXTS | {".gif", ".y4m"}
-VIDEO_WRITE_EXTS = {".mp4", ".mov", ".mkv", ".gif", ".y4m"}
+VIDEO_WRITE_EXTS = CONTAINER_EXTS | {".gif", ".y4m"}
+# container -> (FFmpeg muxer, encoder, encoder options); every one is checked by a round trip in the tests
+CONTAINER_CODECS = {
+    ".mp4": ("mp4", "libx264", {"preset": "medium"}),
+    ".mov": ("mov", "libx264", {"preset": "medium"}),
+    ".mkv": ("matroska", "libx264", {"preset": "medium"}),
+    ".avi": ("avi", "libx264", {"preset": "medium"}),
+    ".webm": ("webm", "libvpx-vp9", {"b:v": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}),
+}
+VIDEO_NAME_EXTS = VIDEO_WRITE_EXTS | {".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".ogv", ".flv", ".wmv", ".3gp"}
 FRAME_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 DEFAULT_FPS = Fraction(25)
 DEFAULT_MAX_SAMPLES = 1_000_000_000  # T * H * W
-MP4_CRF = 12  # decoded clips are written near-transparently; `--crf` would be a flag later
+MP4_CRF = 12  # H.264 and VP9 alike: decoded clips are written near-transparently; `--crf` would be a flag later
 SIZE_TAG = "asmr:size="
 
 
@@ -93,15 +102,34 @@ def parse_frames(text: str | None) -> FrameRange | None:
 
 
 def is_video_path(path: Path) -> bool:
-    """Video by extension, or a folder (of numbered frames)."""
+    """Video by extension, a folder (of numbered frames), or an animated GIF, WebP or PNG."""
     path = Path(path)
-    return path.suffix.lower() in VIDEO_READ_EXTS or path.is_dir()
+    return path.suffix.lower() in VIDEO_READ_EXTS or path.is_dir() or animated_frames(path) > 1
 
 
-def is_video_output(path: Path) -> bool:
-    """Video output by extension; a path without a suffix (or an existing folder) is a frame folder."""
+def is_frame_folder(path: Path, folder: bool | None = None) -> bool:
+    """Whether an output names a folder of frames: `folder` when the caller knows (a name
+    given with a trailing slash), else an existing folder or a name without a suffix."""
     path = Path(path)
-    return path.suffix.lower() in VIDEO_WRITE_EXTS or path.is_dir() or path.suffix == ""
+    return bool(folder) or path.is_dir() or path.suffix == ""
+
+
+def is_video_output(path: Path, folder: bool | None = None) -> bool:
+    """Video output by extension, or a folder of frames (see is_frame_folder)."""
+    return is_frame_folder(path, folder) or Path(path).suffix.lower() in VIDEO_WRITE_EXTS
+
+
+def media_kind(path: Path) -> str | None:
+    """"image" or "video" when a file name's extension belongs to such a format, else None."""
+    from .media import IMAGE_NAME_EXTS
+
+    ext = Path(path).suffix.lower()
+    return "image" if ext in IMAGE_NAME_EXTS else "video" if ext in VIDEO_NAME_EXTS else None
+
+
+def video_outputs() -> str:
+    """What write_video accepts, for error messages."""
+    return f"{', '.join(sorted(VIDEO_WRITE_EXTS))} or a folder (a name ending in /)"
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -120,12 +148,13 @@ def read_video(path: Path, frames: FrameRange | None = None,
         ext = path.suffix.lower()
         if ext == ".y4m":
             clip = _read_y4m(path, rng, max_samples)
-        elif ext == ".gif":
-            clip = _read_gif(path, rng, max_samples)
+        elif ext == ".gif" or (ext not in CONTAINER_EXTS and animated_frames(path) > 1):
+            clip = _read_animated(path, rng, max_samples)
         elif ext in CONTAINER_EXTS:
             clip = _read_container(path, rng, max_samples)
         else:
-            raise AsmrError(f"{path}: not a video ({', '.join(sorted(VIDEO_READ_EXTS))} or a folder)")
+            raise AsmrError(f"{path}: not a video ({', '.join(sorted(VIDEO_READ_EXTS))}, an animated "
+                            "WebP or PNG, or a folder)")
     if clip.count == 0:
         raise AsmrError(f"{path}: no frames" + (" in the selected range" if frames else ""))
     return clip
@@ -169,7 +198,7 @@ def _read_container(path: Path, rng: FrameRange, max_samples: int) -> Clip:
                 raise AsmrError(f"{path}: no video stream")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or DEFAULT_FPS
-            crop = _size_tag(container.metadata.get("comment", ""))
+            crop = _size_tag(next((v for k, v in container.metadata.items() if k.lower() == "comment"), ""))
             for frame in container.decode(stream):
                 if col.done:
                     break
@@ -192,24 +221,29 @@ def _size_tag(comment: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def _read_gif(path: Path, rng: FrameRange, max_samples: int) -> Clip:
+def _read_animated(path: Path, rng: FrameRange, max_samples: int) -> Clip:
+    """An animated GIF, WebP or PNG through Pillow, frames composited to RGB (alpha dropped);
+    the frame rate from the median frame duration (10 fps when none is given)."""
     from PIL import Image, ImageSequence, UnidentifiedImageError
 
     col = _Collector(path, rng, max_samples)
     durations = []
+    kind = path.suffix.lstrip(".").upper() or "image"
     try:
         with Image.open(path) as im:
+            kind = im.format or kind
             for frame in ImageSequence.Iterator(im):
                 if col.done:
                     break
-                durations.append(frame.info.get("duration", 0))
-                col.add(np.asarray(frame.convert("RGB"), dtype=np.uint8))
+                px = np.asarray(frame.convert("RGB"), dtype=np.uint8)  # loads it: WebP sets its duration here
+                durations.append(frame.info.get("duration") or 0)
+                col.add(px)
     except UnidentifiedImageError:
-        raise AsmrError(f"{path}: not a recognised GIF") from None
-    except (OSError, ValueError) as exc:
-        raise AsmrError(f"{path}: cannot read GIF ({exc})") from None
-    ms = [d for d in durations if d]
-    fps = Fraction(1000, int(round(float(np.median(ms))))) if ms else Fraction(10)
+        raise AsmrError(f"{path}: not a recognised {kind}") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise AsmrError(f"{path}: cannot read {kind} ({exc})") from None
+    ms = [d for d in durations if d > 0]
+    fps = Fraction(1000) / Fraction(float(np.median(ms))).limit_denominator(1000) if ms else Fraction(10)
     return col.clip(fps)
 
 
@@ -363,17 +397,17 @@ def _write_y4m(fh, clip: Clip) -> None:
 
 # -- writing -------------------------------------------------------------------------------
 
-def write_video(path: Path, clip: Clip) -> None:
-    """Write by extension (.mp4 .mov .mkv .gif .y4m) or, without one, as a folder of PNG
-    frames. The output appears atomically: written under a temporary name, then renamed."""
+def write_video(path: Path, clip: Clip, folder: bool | None = None) -> None:
+    """Write by extension (.mp4 .mov .mkv .avi .webm .gif .y4m) or as a folder of PNG frames
+    (see is_frame_folder; `folder=True` for a name given with a trailing slash, dots or not).
+    The output appears atomically: written under a temporary name, then renamed."""
     path = Path(path)
     ext = path.suffix.lower()
-    if path.is_dir() or ext == "":
+    if is_frame_folder(path, folder):
         _write_folder(path, clip)
         return
     if ext not in VIDEO_WRITE_EXTS:
-        raise AsmrError(f"{path}: unsupported video output {ext} "
-                        f"(use one of {', '.join(sorted(VIDEO_WRITE_EXTS))} or a folder)")
+        raise AsmrError(f"{path}: unsupported video output {ext} (use {video_outputs()})")
     with atomic_output(path, ext) as tmp:
         if ext == ".y4m":
             with open(tmp, "wb") as fh:
@@ -393,19 +427,21 @@ def _write_gif(path: Path, clip: Clip) -> None:
 
 
 def _write_container(path: Path, clip: Clip, crf: int = MP4_CRF) -> None:
-    """H.264 yuv420p; odd sizes are padded by edge repetition, the true size is tagged."""
+    """H.264 (VP9 for webm) yuv420p; for H.264, odd sizes are padded by edge repetition and
+    the true size is tagged."""
     import av
 
+    muxer, codec, options = CONTAINER_CODECS[path.suffix.lower()]
     h, w = clip.height, clip.width
-    ph, pw = h + h % 2, w + w % 2
+    ph, pw = (h + h % 2, w + w % 2) if codec == "libx264" else (h, w)
     fps = Fraction(clip.fps).limit_denominator(1 << 16) if clip.fps else DEFAULT_FPS
     try:
-        with av.open(str(path), "w", format={".mov": "mov", ".mkv": "matroska"}.get(path.suffix.lower(), "mp4")) as out:
+        with av.open(str(path), "w", format=muxer) as out:
             if (ph, pw) != (h, w):
                 out.metadata["comment"] = f"{SIZE_TAG}{w}x{h}"
-            stream = out.add_stream("libx264", rate=fps)
+            stream = out.add_stream(codec, rate=fps)
             stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "medium"}
+            stream.options = {"crf": str(crf), **options}
             for px in clip.frames:
                 if (ph, pw) != (h, w):
                     px = np.pad(px, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
