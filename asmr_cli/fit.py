@@ -273,10 +273,16 @@ def _numpy_params(model) -> dict[str, np.ndarray]:
 
 
 def _sensitivity(model, opt) -> dict[str, np.ndarray]:
-    """Mean squared loss gradient per step group, from Adam's second-moment estimate."""
+    """Mean squared loss gradient per step group, from Adam's second-moment estimate. Right
+    after the divergence guard cleared Adam's state (a time limit can stop training there)
+    a tensor has no moments: its last squared gradient stands in, or 1 without a gradient."""
     out = {}
     for name, p in model.named_tensors().items():
-        v = opt.state[p]["exp_avg_sq"].detach().cpu().numpy().astype(np.float64)
+        moment = opt.state.get(p, {}).get("exp_avg_sq")
+        if moment is None:
+            moment = p.grad ** 2 if p.grad is not None else None
+        v = (np.ones(tuple(p.shape)) if moment is None
+             else moment.detach().cpu().numpy().astype(np.float64))
         out[name] = v.reshape(step_groups(name, tuple(p.shape)), -1).mean(axis=1)
     return out
 
