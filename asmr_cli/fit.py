@@ -33,7 +33,7 @@ class FitConfig:
     time_limit: float | None = None
     seed: int = 0
     device: str = "cpu"
-    halo: float = 0.0  # opt-in: weight of resample.HaloTarget, for decoding off the grid
+    halo: float = 0.0  # opt-in: weight of halo.HaloTarget, for decoding off the grid
     # (name prefix, learning-rate multiplier): latent grids learn 10x faster than the
     # weights (kodim23 at 0.5 bpp, lr 2e-3: 27.62 dB at 10x, 27.55 dB at 5x)
     lr_scales: tuple[tuple[str, float], ...] = (("latent", 10.0),)
@@ -159,7 +159,7 @@ def fit(arch: Architecture, target: np.ndarray, step_policy: StepPolicy, cfg: Fi
     chunk_cells = _chunk_cells(arch)
     halo = None
     if cfg.halo:
-        from .resample import HaloTarget
+        from .halo import HaloTarget
 
         halo = HaloTarget(arch, target, cfg.device)
 
