@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,32 +36,7 @@ MAX_RENDER_PIXELS = 256_000_000  # pixels actually rendered (the region, or the 
 CHUNK_ELEMENTS = 1 << 21  # complex hidden values held at once while resampling
 
 
-# --------------------------------------------------------------------------- sizes
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """`1536x1024` -> (width, height)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not m:
-        raise AsmrError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1536x1024")
-    w, h = int(m.group(1)), int(m.group(2))
-    if w < 1 or h < 1:
-        raise AsmrError(f"--size {text}: width and height must be at least 1")
-    return w, h
-
-
-def parse_region(text: str) -> tuple[int, int, int, int]:
-    """`X,Y,W,H` -> (x, y, width, height), in output pixels."""
-    parts = (text or "").split(",")
-    try:
-        x, y, w, h = (int(v) for v in parts)
-    except ValueError:
-        raise AsmrError(f"--region {text!r}: expected X,Y,WIDTH,HEIGHT, e.g. 0,0,256,256") from None
-    if x < 0 or y < 0:
-        raise AsmrError(f"--region {text}: X and Y must be 0 or more")
-    if w < 1 or h < 1:
-        raise AsmrError(f"--region {text}: width and height must be at least 1")
-    return x, y, w, h
+# --------------------------------------------------------------------------- output size and region
 
 
 def output_size(width: int, height: int, size: tuple[int, int] | None = None, scale: float | None = None,

@@ -4,12 +4,15 @@ this pass)."""
 
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from asmr_cli import bitstream
 from asmr_cli.codec import decode_bytes, decode_video
+from asmr_cli.decoding import decode_file
+from asmr_cli.media import read_image
 
 from .conftest import ROOT
 
@@ -38,3 +41,13 @@ def test_golden_file_decodes_to_its_checksum(name):
     px = decode_video(data).frames if f.header.kind == bitstream.KIND_VIDEO else decode_bytes(data).pixels
     assert (list(px.shape), str(px.dtype)) == (want["shape"], want["dtype"])
     assert _sha256(px) == want["sha256"]
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(CHECKSUMS) if n.startswith("image")])
+def test_golden_image_through_the_decode_command(tmp_path, name):
+    src = tmp_path / name
+    shutil.copy(GOLDEN / name, src)
+    summary = decode_file(src)
+    out = read_image(tmp_path / name.replace(".asmr", ".png"))
+    assert summary["output"] == str(tmp_path / name.replace(".asmr", ".png"))
+    assert _sha256(out.pixels) == CHECKSUMS[name]["sha256"]

@@ -50,7 +50,7 @@ def _area_matrix(n, m):
     return a
 
 
-# ---------------------------------------------------------------- sizes and parsing
+# ---------------------------------------------------------------- output size and region
 
 
 @pytest.mark.parametrize("kw,expected", [
@@ -81,18 +81,6 @@ def test_output_size(kw, expected):
 def test_output_size_rejects(kw, message):
     with pytest.raises(AsmrError, match=message):
         resample.output_size(768, 512, **kw)
-
-
-def test_parse_size_and_region():
-    assert resample.parse_size("1536x1024") == (1536, 1024)
-    assert resample.parse_size("20X10") == (20, 10)
-    assert resample.parse_region("1,2,3,4") == (1, 2, 3, 4)
-    for bad in ["1536", "0x10", "10x0", "-1x5", "axb", ""]:
-        with pytest.raises(AsmrError, match="--size"):
-            resample.parse_size(bad)
-    for bad in ["1,2,3", "1,2,3,4,5", "a,b,c,d", "-1,0,5,5", "0,0,0,5", "0,0,5,-1"]:
-        with pytest.raises(AsmrError, match="--region"):
-            resample.parse_region(bad)
 
 
 def test_render_limit():
