@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +13,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import AsmrError
+from .files import output_path, read_input, refuse_overwrite
 from .media import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -46,10 +45,8 @@ def main(
     _debug = debug
 
 
-def _output_path(inp: Path, out: Optional[Path], suffix: str) -> Path:
-    if out is not None:
-        return out
-    return inp.with_name(inp.name + suffix) if inp.is_dir() else inp.with_suffix(suffix)  # dots in folder names
+# the path checks are shared with the light decode entry (asmr_cli.files, no typer there)
+_output_path, _refuse_overwrite = output_path, refuse_overwrite
 
 
 def _refuse_media_name(out: Path) -> None:
@@ -63,15 +60,6 @@ def _refuse_media_name(out: Path) -> None:
                         f"{out.with_suffix('.asmr')}, or `asmr decode` to write a {ext}")
 
 
-def _refuse_overwrite(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise AsmrError(f"{out} exists (use -f to overwrite)")
-    if out.exists() and out.is_dir():
-        raise AsmrError(f"{out} is a directory")
-    if not out.parent.is_dir():  # found before the work, not after it
-        raise AsmrError(f"{out}: no such folder {out.parent}")
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     from .media import atomic_output
 
@@ -79,15 +67,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def _read_file(path: Path) -> bytes:
-    if not path.exists():
-        raise AsmrError(f"{path}: no such file")
-    if path.is_dir():
-        raise AsmrError(f"{path}: is a directory")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise AsmrError(f"{path}: cannot read ({exc.strerror or exc})") from None
+_read_file = read_input
 
 
 def _print_json(obj: dict) -> None:
@@ -178,31 +158,15 @@ def decode(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Rebuild the network and render the image (at any size, or only a region)."""
-    from .codec import render_image
-    from .media import write_image
-    from .resample import parse_region, parse_size
+    from .decoding import decode_file
 
-    start = time.perf_counter()
-    folder = output is not None and output.endswith(("/", os.sep))  # Path() would drop the slash
-    output = Path(output) if output is not None else None
     try:
-        if _holds_video(input):
-            resize = dict(size=parse_size(size) if size is not None else None, scale=scale, width=width,
-                          height=height, region=parse_region(region) if region is not None else None)
-            _decode_clip(input, output, frames, force, as_json, start, resize, folder)
-            return
-        out = _output_path(input, output, ".png")
-        _refuse_overwrite(out, force)
-        raster = render_image(_read_file(input), parse_size(size) if size is not None else None, scale,
-                              width, height, parse_region(region) if region is not None else None,
-                              max_pixels=max_pixels)
-        write_image(out, raster)
+        summary = decode_file(input, output, force, frames, size, scale, width, height, region, max_pixels)
     except AsmrError as exc:
         _fail(exc)
         return
     if as_json:
-        _print_json({"output": str(out), "width": raster.width, "height": raster.height,
-                     "decode_seconds": round(time.perf_counter() - start, 4)})
+        _print_json(summary)
 
 
 @app.command()
@@ -254,39 +218,6 @@ def _holds_video(path: Path) -> bool:
     from .codec import holds_video
 
     return holds_video(_read_file(path))
-
-
-def _refuse_folder_overwrite(out: Path, force: bool) -> None:
-    """A frame folder is replaced only with -f, and only if it holds nothing but frames."""
-    if out.exists() and not force:
-        raise AsmrError(f"{out} exists (use -f to overwrite)")
-    if out.is_dir():
-        from .video import FRAME_EXTS
-
-        if any(p.suffix.lower() not in FRAME_EXTS or p.is_dir() for p in out.iterdir()):
-            raise AsmrError(f"{out}: folder holds more than frames; not overwriting it")
-
-
-def _decode_clip(input: Path, output: Optional[Path], frames: Optional[str], force: bool,
-                 as_json: bool, start: float, resize: Optional[dict] = None, folder: bool = False) -> None:
-    from .codec import decode_video, render_clip
-    from .video import is_frame_folder, is_video_output, parse_frames, video_outputs, write_video
-
-    out = _output_path(input, output, ".mp4")
-    if not is_video_output(out, folder):
-        raise AsmrError(f"{out}: this file holds a video; write it to {video_outputs()}")
-    if is_frame_folder(out, folder):
-        _refuse_folder_overwrite(out, force)
-    else:
-        _refuse_overwrite(out, force)
-    if resize and any(v is not None for v in resize.values()):
-        clip = render_clip(_read_file(input), parse_frames(frames), **resize)
-    else:
-        clip = decode_video(_read_file(input), parse_frames(frames))
-    write_video(out, clip, folder)
-    if as_json:
-        _print_json({"output": str(out), "frames": clip.count, "width": clip.width, "height": clip.height,
-                     "fps": float(clip.fps), "decode_seconds": round(time.perf_counter() - start, 4)})
 
 
 def _video_stats(data: bytes, ref: Optional[Path], frames: Optional[str]) -> dict:

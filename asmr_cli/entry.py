@@ -1,8 +1,9 @@
 """The `asmr` console script. A plain `asmr decode IN [-o OUT] [-f] [--json]` runs here
-without loading typer, rich and pydantic: on a 2-core machine those imports cost more
-than the decode itself (numpy + constriction + Pillow is all a decode needs). Any other
-command line, including a decode with an option this parser does not know, goes to the
-typer app in `cli`, which stays the single definition of the interface."""
+without loading typer, rich and pydantic, whose imports cost more than the decode itself
+(numpy + constriction + Pillow is all a decode needs; docs/speed.md#decoding-without-torch).
+Any other command line, including a decode with an option this parser does not know, goes
+to the typer app in `cli`, which stays the single definition of the interface. Both call
+`decoding.decode_file`."""
 
 from __future__ import annotations
 
@@ -33,45 +34,24 @@ def plain_decode_args(argv: list[str]) -> dict | None:
     return args if args["input"] is not None else None
 
 
-def plain_decode(args: dict) -> int | None:
-    """The `decode` command's behaviour for an image (cli.decode, same checks in the same
-    order, same messages), with plain stderr/stdout; None for a video file."""
+def plain_decode(args: dict) -> int:
+    """The `decode` command with plain stderr/stdout: the same `decoding.decode_file` as
+    the typer command, so the checks, their order and the messages cannot drift."""
     import json
-    import time
-    from pathlib import Path
 
+    from .decoding import decode_file
     from .errors import AsmrError
 
-    start = time.perf_counter()
-    src = Path(args["input"])
     try:
-        if not src.exists():
-            raise AsmrError(f"{src}: no such file")
-        if src.is_dir():
-            raise AsmrError(f"{src}: is a directory")
-        try:
-            data = src.read_bytes()
-        except OSError as exc:
-            raise AsmrError(f"{src}: cannot read ({exc.strerror or exc})") from None
-        from .codec import holds_video, render_image
-
-        if holds_video(data):
-            return None
-        out = Path(args["output"]) if args["output"] is not None else src.with_suffix(".png")
-        if out.exists() and not args["force"]:
-            raise AsmrError(f"{out} exists (use -f to overwrite)")
-        if out.exists() and out.is_dir():
-            raise AsmrError(f"{out} is a directory")
-        from .media import write_image
-
-        raster = render_image(data)
-        write_image(out, raster)
+        summary = decode_file(args["input"], args["output"], force=args["force"])
     except AsmrError as exc:
         sys.stderr.write(f"asmr: error: {exc}\n")
         return 1
+    except MemoryError:  # as cli.run
+        sys.stderr.write("asmr: error: out of memory (try a smaller --region or --scale, or a smaller input)\n")
+        return 1
     if args["json"]:
-        sys.stdout.write(json.dumps({"output": str(out), "width": raster.width, "height": raster.height,
-                                     "decode_seconds": round(time.perf_counter() - start, 4)}) + "\n")
+        sys.stdout.write(json.dumps(summary) + "\n")
     return 0
 
 
@@ -87,7 +67,6 @@ def _on_sigterm(signum, frame) -> None:
 def run() -> None:
     """Console-script entry point; Ctrl-C exits 130 and SIGTERM 143, as in cli.run."""
     args = plain_decode_args(sys.argv[1:])
-    code = None
     if args is not None:
         import signal
 
@@ -104,12 +83,10 @@ def run() -> None:
             code = 143
         finally:
             signal.signal(signal.SIGTERM, previous)
-    if code is None:
-        try:
-            from .cli import run as typer_run
-        except KeyboardInterrupt:  # Ctrl-C while the interface (typer, rich, torch) loads
-            sys.stderr.write("asmr: interrupted\n")
-            sys.exit(130)
-        typer_run()
-        return
-    sys.exit(code)
+        sys.exit(code)
+    try:
+        from .cli import run as typer_run
+    except KeyboardInterrupt:  # Ctrl-C while the interface (typer, rich, torch) loads
+        sys.stderr.write("asmr: interrupted\n")
+        sys.exit(130)
+    typer_run()

@@ -33,7 +33,7 @@ class FitConfig:
     time_limit: float | None = None
     seed: int = 0
     device: str = "cpu"
-    halo: float = 0.0  # opt-in: weight of resample.HaloTarget, for decoding off the grid
+    halo: float = 0.0  # opt-in: weight of halo.HaloTarget, for decoding off the grid
     # (name prefix, learning-rate multiplier): latent grids learn 10x faster than the
     # weights (kodim23 at 0.5 bpp, lr 2e-3: 27.62 dB at 10x, 27.55 dB at 5x)
     lr_scales: tuple[tuple[str, float], ...] = (("latent", 10.0),)
@@ -159,7 +159,7 @@ def fit(arch: Architecture, target: np.ndarray, step_policy: StepPolicy, cfg: Fi
     chunk_cells = _chunk_cells(arch)
     halo = None
     if cfg.halo:
-        from .resample import HaloTarget
+        from .halo import HaloTarget
 
         halo = HaloTarget(arch, target, cfg.device)
 
@@ -273,10 +273,16 @@ def _numpy_params(model) -> dict[str, np.ndarray]:
 
 
 def _sensitivity(model, opt) -> dict[str, np.ndarray]:
-    """Mean squared loss gradient per step group, from Adam's second-moment estimate."""
+    """Mean squared loss gradient per step group, from Adam's second-moment estimate. Right
+    after the divergence guard cleared Adam's state (a time limit can stop training there)
+    a tensor has no moments: its last squared gradient stands in, or 1 without a gradient."""
     out = {}
     for name, p in model.named_tensors().items():
-        v = opt.state[p]["exp_avg_sq"].detach().cpu().numpy().astype(np.float64)
+        moment = opt.state.get(p, {}).get("exp_avg_sq")
+        if moment is None:
+            moment = p.grad ** 2 if p.grad is not None else None
+        v = (np.ones(tuple(p.shape)) if moment is None
+             else moment.detach().cpu().numpy().astype(np.float64))
         out[name] = v.reshape(step_groups(name, tuple(p.shape)), -1).mean(axis=1)
     return out
 

@@ -21,7 +21,9 @@ import numpy as np
 from .errors import AsmrError
 
 DEFAULT_MAX_PIXELS = 64_000_000
-PNG_COMPRESS_LEVEL = 1  # zlib level: 1.4-5x faster than Pillow's 6 on Kodak images, files 4-10% larger
+# zlib level for PNG output: decoding writes a PNG on every call, and level 1 is several times
+# faster than Pillow's 6 for files a little larger (docs/speed.md#decoding-without-torch)
+PNG_COMPRESS_LEVEL = 1
 IMAGE_WRITE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 # names an image would have: an .asmr file written under one of these is a trap (`encode -o out.png`)
 IMAGE_NAME_EXTS = IMAGE_WRITE_EXTS | {".bmp", ".gif", ".apng", ".avif", ".heic", ".heif", ".jxl", ".jp2",
@@ -184,15 +186,21 @@ def _write_png16(path: Path, pixels: np.ndarray) -> None:
                  + chunk(b"IEND", b""))
 
 
+def check_image_output(path: Path) -> str:
+    """The output's extension, lower case, if an image can be written to it."""
+    ext = Path(path).suffix.lower()
+    if ext not in IMAGE_WRITE_EXTS:
+        raise AsmrError(f"{path}: unsupported output type {ext or '(none)'} "
+                        f"(use one of {', '.join(sorted(IMAGE_WRITE_EXTS))})")
+    return ext
+
+
 def write_image(path: Path, raster: Raster, quality: int = 95) -> None:
     """Write by extension; the file appears atomically (temporary name, then rename)."""
     from PIL import Image
 
     path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in IMAGE_WRITE_EXTS:
-        raise AsmrError(f"{path}: unsupported output type {ext or '(none)'} "
-                        f"(use one of {', '.join(sorted(IMAGE_WRITE_EXTS))})")
+    ext = check_image_output(path)
     px = raster.pixels
     with atomic_output(path) as tmp:
         if raster.bit_depth == 16 and ext == ".png":

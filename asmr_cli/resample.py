@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,32 +36,7 @@ MAX_RENDER_PIXELS = 256_000_000  # pixels actually rendered (the region, or the 
 CHUNK_ELEMENTS = 1 << 21  # complex hidden values held at once while resampling
 
 
-# --------------------------------------------------------------------------- sizes
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """`1536x1024` -> (width, height)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not m:
-        raise AsmrError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1536x1024")
-    w, h = int(m.group(1)), int(m.group(2))
-    if w < 1 or h < 1:
-        raise AsmrError(f"--size {text}: width and height must be at least 1")
-    return w, h
-
-
-def parse_region(text: str) -> tuple[int, int, int, int]:
-    """`X,Y,W,H` -> (x, y, width, height), in output pixels."""
-    parts = (text or "").split(",")
-    try:
-        x, y, w, h = (int(v) for v in parts)
-    except ValueError:
-        raise AsmrError(f"--region {text!r}: expected X,Y,WIDTH,HEIGHT, e.g. 0,0,256,256") from None
-    if x < 0 or y < 0:
-        raise AsmrError(f"--region {text}: X and Y must be 0 or more")
-    if w < 1 or h < 1:
-        raise AsmrError(f"--region {text}: width and height must be at least 1")
-    return x, y, w, h
+# --------------------------------------------------------------------------- output size and region
 
 
 def output_size(width: int, height: int, size: tuple[int, int] | None = None, scale: float | None = None,
@@ -167,15 +141,21 @@ def _overlap(tlo, thi, lo, hi):
             tuple(slice(u - t, v - t) for u, v, t in zip(a, b, lo)))
 
 
+def coarse_tiles(arch: Architecture, p: dict[str, np.ndarray], lo: tuple[int, ...], hi: tuple[int, ...]):
+    """The tiled renderer's one loop: (tile start, tile stop, `coarse_preactivation` of the
+    tile) for each fixed tile that covers finest coarse cells [lo, hi). A cell's value then
+    does not depend on which other cells are asked for."""
+    for tlo, thi in _tiles(lo, hi, arch.decomposition.grid(arch.levels - 2)):
+        yield tlo, thi, coarse_preactivation(arch, p, tlo, thi)
+
+
 def coarse_tiled(arch: Architecture, p: dict[str, np.ndarray], lo: tuple[int, ...],
                  hi: tuple[int, ...]) -> np.ndarray:
-    """`coarse_preactivation` for cells [lo, hi), assembled from fixed tiles so that a cell's
-    value does not depend on which other cells are asked for."""
-    dec = arch.decomposition
+    """`coarse_preactivation` for cells [lo, hi), assembled from the fixed tiles."""
     out = np.empty((*[b - a for a, b in zip(lo, hi)], arch.hidden), np.float32)
-    for tlo, thi in _tiles(lo, hi, dec.grid(arch.levels - 2)):
+    for tlo, thi, a in coarse_tiles(arch, p, lo, hi):
         src, dst = _overlap(tlo, thi, lo, hi)
-        out[dst] = coarse_preactivation(arch, p, tlo, thi)[src]
+        out[dst] = a[src]
     return out
 
 
@@ -193,8 +173,7 @@ def render_native(arch: Architecture, p: dict[str, np.ndarray], start: tuple[int
     lo = tuple(s // b for s, b in zip(start, bases))
     hi = tuple((e - 1) // b + 1 for e, b in zip(stop, bases))
     out = np.empty((arch.channels, *[e - s for s, e in zip(start, stop)]), np.float32)
-    for tlo, thi in _tiles(lo, hi, dec.grid(last - 1)):
-        a = coarse_preactivation(arch, p, tlo, thi)
+    for tlo, thi, a in coarse_tiles(arch, p, lo, hi):
         blocked = last_level(NUMPY, a.reshape(-1, hid), m, p["head.weight"], p["head.bias"])
         tile = to_raster(NUMPY, blocked, tuple(b - a_ for a_, b in zip(tlo, thi)), bases)
         src, dst = _overlap(tuple(t * b for t, b in zip(tlo, bases)),
@@ -211,9 +190,9 @@ def ramp(t: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-# half-width (native pixels) of the band where a block boundary's mismatch is spread; on the
-# 24 Kodak images (benchmarks/any_resolution.py) 2x PSNR is flat from 0.75 to 1.25 and the
-# boundary steps match the original's at about 0.85
+# half-width (native pixels) of the band where a block boundary's mismatch is spread: PSNR
+# hardly depends on it, the size of the boundary steps does, and this is where they match the
+# original's at 2x (the sweep and its command: docs/any-resolution.md#design)
 BLEND = 0.85
 
 
@@ -227,7 +206,7 @@ class AxisTaps:
     weight: np.ndarray  # (n, K, J) float64
 
 
-def _digit(x: np.ndarray, block: np.ndarray, base: int) -> np.ndarray:
+def block_digit(x: np.ndarray, block: np.ndarray, base: int) -> np.ndarray:
     """Normalised (continuous) last-level digit of position x relative to a block."""
     if base == 1:
         return np.zeros_like(x, dtype=np.float64)
@@ -255,10 +234,10 @@ def point_taps(n: int, base: int, n_out: int, index: np.ndarray, blend: float | 
     nb = np.where(use_left, own - 1, np.where(use_right, own + 1, own))
     edge = np.where(use_left, left, right)
     w = np.where(use_left | use_right, 0.5 * (1.0 - ramp(np.clip(np.abs(x - edge) / wb, 0.0, 1.0))), 0.0)
-    at_edge = _digit(edge, nb, base)
+    at_edge = block_digit(edge, nb, base)
     blocks = np.stack([own, nb], axis=1)
     # own block: its value at x and (minus) its value at the boundary; neighbour: its value there
-    pos = np.stack([np.stack([_digit(x, own, base), _digit(edge, own, base)], 1),
+    pos = np.stack([np.stack([block_digit(x, own, base), block_digit(edge, own, base)], 1),
                     np.stack([at_edge, at_edge], 1)], axis=1)
     weight = np.stack([np.stack([np.ones_like(w), -w], 1), np.stack([w, np.zeros_like(w)], 1)], axis=1)
     return AxisTaps(blocks, pos, weight)
@@ -280,7 +259,7 @@ def area_taps(n: int, base: int, n_out: int, index: np.ndarray) -> AxisTaps:
         ov = np.clip(np.minimum(y + 1, e1[:, None]) - np.maximum(y, e0[:, None]), 0.0, None)
         ov = np.where((b0 + k <= b1)[:, None] & (y < n), ov, 0.0) / (e1 - e0)[:, None]
         blocks.append(blk)
-        pos.append(np.broadcast_to(_digit(digits.astype(np.float64), 0, base), y.shape))
+        pos.append(np.broadcast_to(block_digit(digits.astype(np.float64), 0, base), y.shape))
         weight.append(ov)
     return AxisTaps(np.stack(blocks, 1), np.stack(pos, 1), np.stack(weight, 1))
 
@@ -290,7 +269,7 @@ def axis_taps(n: int, base: int, n_out: int, start: int, stop: int, blend: float
     if n_out == n:
         x = index.astype(np.int64)
         blk = x // base
-        return AxisTaps(blk[:, None], _digit(x.astype(np.float64), blk, base)[:, None, None],
+        return AxisTaps(blk[:, None], block_digit(x.astype(np.float64), blk, base)[:, None, None],
                         np.ones((len(x), 1, 1)))
     if n_out > n:
         return point_taps(n, base, n_out, index, blend)
@@ -411,51 +390,3 @@ def render(arch: Architecture, p: dict[str, np.ndarray], sizes: tuple[int, ...],
     if tuple(sizes) == tuple(arch.decomposition.sizes):
         return render_native(arch, p, start, stop)
     return render_resampled(arch, p, tuple(sizes), start, stop, blend)
-
-
-# --------------------------------------------------------------------------- training (opt-in)
-
-
-class HaloTarget:
-    """Opt-in training for off-grid decoding (`FitConfig.halo`): each block's function is
-    also fitted to the ring of pixels just outside the block, so that neighbouring blocks'
-    extensions agree in the gap between them, where `point_taps` blends them. Torch is
-    imported only here, by the encoder."""
-
-    def __init__(self, arch: Architecture, target: np.ndarray, device: str):
-        import torch
-
-        dec = arch.decomposition
-        bases = dec.level_bases(arch.levels - 1)
-        grid = dec.grid(arch.levels - 2)
-        ring = [np.arange(-1, b + 1) if b > 1 else np.zeros(1, np.int64) for b in bases]
-        d = np.stack(np.meshgrid(*ring, indexing="ij"), -1).reshape(-1, len(bases))
-        d = d[((d < 0) | (d >= np.array(bases))).any(axis=1)]  # (Qh, dims): the ring only
-        self.coords = torch.from_numpy(np.stack(
-            [_digit(d[:, a].astype(np.float64), 0, b) for a, b in enumerate(bases)], -1).astype(np.float32)).to(device)
-        dims = len(bases)
-        valid = np.ones((*grid, len(d)), bool)
-        index = []
-        for a, (g, b, n) in enumerate(zip(grid, bases, dec.sizes)):
-            shape = [1] * dims + [len(d)]
-            shape[a] = g
-            i = (np.arange(g).reshape([g if k == a else 1 for k in range(dims)] + [1]) * b
-                 + d[:, a].reshape([1] * dims + [-1]))
-            valid &= (i >= 0) & (i < n)
-            index.append(np.clip(i, 0, n - 1))
-        values = np.asarray(target, np.float32)[(slice(None), *index)]  # (C, *grid, Qh)
-        values = np.moveaxis(values, 0, -2).reshape(-1, target.shape[0], len(d))
-        self.target = torch.from_numpy(np.ascontiguousarray(values)).to(device)
-        self.weight = torch.from_numpy(valid.reshape(-1, 1, len(d)).astype(np.float32)).to(device)
-        self.count = float(target.size)
-
-    def backward(self, model, transform, weight: float):
-        """Accumulate weight * (ring loss) into the gradients; returns the ring loss."""
-        from .model import TORCH
-        from .synthesis import render_blocked
-
-        p, coords = model._inputs(transform)
-        out = render_blocked(TORCH, model.arch, p, coords[:-1] + [self.coords])
-        loss = (((out - self.target) ** 2) * self.weight).sum() / self.count
-        (weight * loss).backward()
-        return loss.detach()

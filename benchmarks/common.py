@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from asmr_cli.metrics import psnr
+
 ROOT = Path(__file__).resolve().parent.parent
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
 OUT = ROOT / "benchmarks" / "out"
@@ -27,11 +29,6 @@ def kodak(names: list[str] | None = None) -> list[Path]:
     return paths
 
 
-def psnr8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / mse)) if mse > 0 else float("inf")
-
-
 def pillow_codec(rgb: np.ndarray, fmt: str, quality: int) -> tuple[int, np.ndarray]:
     """Encode with Pillow (JPEG or WEBP) at a quality; return (bytes, decoded pixels)."""
     from PIL import Image
@@ -48,7 +45,7 @@ def pillow_sweep(rgb: np.ndarray, fmt: str) -> list[tuple[float, float, int]]:
     points = []
     for q in range(1, 101):
         size, dec = pillow_codec(rgb, fmt, q)
-        points.append((size * 8 / n, psnr8(rgb, dec), q))
+        points.append((size * 8 / n, psnr(rgb, dec), q))
     return sorted(points)
 
 

@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, at_bpp, kodak, markdown_table, pillow_sweep, psnr8  # noqa: E402
+from common import OUT, at_bpp, kodak, markdown_table, pillow_sweep  # noqa: E402
+
+from asmr_cli.metrics import psnr  # noqa: E402
 
 QUICK = ["04", "08", "19", "23"]
 ANCHORS = {  # ../shared/docs/anchors.md: PSNR at 0.25 / 0.5 / 1.0 bpp
@@ -83,7 +85,7 @@ def main() -> None:
             secs = time.perf_counter() - t0
             dec = decode_bytes(res.data).pixels
             bpp = len(res.data) * 8 / (raster.width * raster.height)
-            row = {"image": path.stem, "target": rate, "bpp": bpp, "psnr": psnr8(rgb, dec),
+            row = {"image": path.stem, "target": rate, "bpp": bpp, "psnr": psnr(rgb, dec),
                    "psnr_unquantised": res.stats["psnr_unquantised"], "seconds": secs,
                    "hidden": res.stats["hidden"], "macs": res.stats["macs_per_pixel"],
                    "preset": args.preset, "iters": args.iters}

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from asmr_cli import video
 from asmr_cli.cli import app
 from asmr_cli.media import read_image
 
@@ -106,6 +107,7 @@ def test_missing_output_folder_is_refused_before_encoding(tmp_path):
     assert time.perf_counter() - t0 < 5  # refused up front, not after 100000 steps
 
 
+@pytest.mark.slow
 def test_decompression_bomb_and_the_flag_to_allow_it(tmp_path, capfd):
     src = _png(tmp_path / "big.png", 40, 60)  # 2400 pixels
     line = _error_line(_encode(src, tmp_path / "a.asmr", "--max-pixels", "2000"))
@@ -116,6 +118,7 @@ def test_decompression_bomb_and_the_flag_to_allow_it(tmp_path, capfd):
     assert "DecompressionBombWarning" not in capfd.readouterr().err  # was printed before the one line
 
 
+@pytest.mark.slow
 def test_decompression_bomb_message_is_one_line_in_a_real_run(tmp_path):
     import subprocess
     import sys
@@ -223,9 +226,6 @@ def test_greyscale_and_alpha(tmp_path):
 
 
 # -- videos --------------------------------------------------------------------------------
-
-video = pytest.importorskip("asmr_cli.video")
-
 
 def _mp4(path, frames, h=16, w=24):
     from fractions import Fraction

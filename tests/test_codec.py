@@ -14,6 +14,7 @@ def _crop(raster, h, w):
     return Raster(raster.pixels[:h, :w].copy(), raster.bit_depth)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode,floor", [("RGB", 16.0), ("L", 17.0), ("RGBA", 16.0)])
 def test_round_trip_modes(tmp_path, mode, floor):
     from PIL import Image
@@ -45,6 +46,7 @@ def test_round_trip_16bit(tmp_path):
     np.testing.assert_array_equal(back.pixels, out.pixels)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("h,w", [(1, 1), (3, 37), (29, 17), (1, 50)])
 def test_odd_sizes(h, w, sample_rgb):
     src = _crop(sample_rgb, h, w)

@@ -1,7 +1,9 @@
 """The fitting loop's safety net: a diverging fit goes back to its best weights."""
 
 import math
+import types
 
+import pytest
 import torch
 
 from asmr_cli import fit as fitmod
@@ -47,3 +49,48 @@ def test_guard_waits_for_a_first_loss():
     guard.check(math.inf, 10)  # nothing to restore yet
     assert guard.restarts == 0 and len(opt.state) > 0
 
+
+
+def test_time_limit_right_after_a_guard_reset_still_gives_sensitivities(monkeypatch):
+    """The guard clears Adam's moments; when the time limit stops training in that same
+    step, the sensitivities must not need them (they raised KeyError 'exp_avg_sq')."""
+    import numpy as np
+
+    clock = [0.0]
+    monkeypatch.setattr(fitmod, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    real_check = fitmod._DivergenceGuard.check
+    resets = []
+
+    def check(self, mse, step):
+        real_check(self, mse, step)
+        if step == 10:
+            real_check(self, math.inf, step)  # a diverged loss: weights restored, moments cleared
+            resets.append(len(self.opt.state))
+            clock[0] += 100.0  # ... and the time limit runs out in this step
+
+    monkeypatch.setattr(fitmod._DivergenceGuard, "check", check)
+    arch = Architecture(auto_bases((12, 16), levels=3), 8, 3)
+    target = np.random.default_rng(0).random((3, 12, 16), dtype=np.float32)
+    seen = {}
+
+    def policy(params, sens):
+        seen.update(sens)
+        return {k: np.full(len(v), 1e-3, np.float32) for k, v in sens.items()}
+
+    cfg = fitmod.FitConfig(iters=200, time_limit=5.0, device="cpu")
+    result = fitmod.fit(arch, target, policy, cfg)
+    assert resets == [0] and result.iterations == 10
+    assert set(seen) == {name for name, _ in arch.param_shapes()}
+    for name, v in result.sensitivity.items():
+        assert np.isfinite(v).all() and (v >= 0).all(), name
+
+
+def test_sensitivity_reads_adams_moments_when_it_has_them():
+    model, opt = _model_and_opt()  # one step with gradient 1: exp_avg_sq = (1 - beta2) * 1
+    sens = fitmod._sensitivity(model, opt)
+    for name, v in sens.items():
+        assert v == pytest.approx(0.001), name
+    opt.state.clear()
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 3.0)
+    assert all((v == 9.0).all() for v in fitmod._sensitivity(model, opt).values())

@@ -44,6 +44,7 @@ def test_seeds_decode():
         assert fp.join(*fp.split(d)) == d
 
 
+@pytest.mark.slow
 def test_bounded_fuzz_run():
     """A few seconds of the benchmark's mutants: no crash, no hang, and the CRC-fixed ones
     get past the checksums (some decode, some fail in the payload checks)."""
@@ -157,6 +158,7 @@ def test_symbol_range_past_32_bits(model, lo, hi):
         entropy.decode(coded, (5,))
 
 
+@pytest.mark.slow
 def test_mutants_through_the_cli_exit_0_or_1_with_one_line(tmp_path):
     """What a user sees: `asmr decode` and `asmr stats` on mutants exit 0, or 1 with one line."""
     from typer.testing import CliRunner

@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from asmr_cli.cli import app
@@ -27,6 +28,7 @@ def _warm_torch():
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
+@pytest.mark.slow
 def test_time_limit_stops_training_and_writes_the_model(tmp_path):
     _warm_torch()
     out = tmp_path / "t.asmr"
@@ -60,12 +62,14 @@ def _encode(tmp_path, name, seed):
     return out.read_bytes()
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_on_cpu(tmp_path):
     a, b = _encode(tmp_path, "a.asmr", 3), _encode(tmp_path, "b.asmr", 3)
     assert a == b
     assert _encode(tmp_path, "c.asmr", 4) != a
 
 
+@pytest.mark.slow
 def test_decoding_is_bit_exact_across_runs_and_thread_counts(tmp_path):
     data = _encode(tmp_path, "a.asmr", 0)
     here = decode_bytes(data).pixels

@@ -50,7 +50,7 @@ def _area_matrix(n, m):
     return a
 
 
-# ---------------------------------------------------------------- sizes and parsing
+# ---------------------------------------------------------------- output size and region
 
 
 @pytest.mark.parametrize("kw,expected", [
@@ -81,18 +81,6 @@ def test_output_size(kw, expected):
 def test_output_size_rejects(kw, message):
     with pytest.raises(AsmrError, match=message):
         resample.output_size(768, 512, **kw)
-
-
-def test_parse_size_and_region():
-    assert resample.parse_size("1536x1024") == (1536, 1024)
-    assert resample.parse_size("20X10") == (20, 10)
-    assert resample.parse_region("1,2,3,4") == (1, 2, 3, 4)
-    for bad in ["1536", "0x10", "10x0", "-1x5", "axb", ""]:
-        with pytest.raises(AsmrError, match="--size"):
-            resample.parse_size(bad)
-    for bad in ["1,2,3", "1,2,3,4,5", "a,b,c,d", "-1,0,5,5", "0,0,0,5", "0,0,5,-1"]:
-        with pytest.raises(AsmrError, match="--region"):
-            resample.parse_region(bad)
 
 
 def test_render_limit():
@@ -235,41 +223,6 @@ def test_cli_decode_sizes_and_errors(tmp_path, encoded):
         r = runner.invoke(app, ["decode", str(src), "-o", str(out), "-f", *args])
         assert r.exit_code == 1
         assert message in r.output and "Traceback" not in r.output
-
-
-def test_halo_target_is_the_ring_of_pixels_around_each_block():
-    torch = pytest.importorskip("torch")
-    from asmr_cli.model import ASMR
-
-    dec = Decomposition((7, 13), ((2, 4), (3, 5)))
-    arch = Architecture(dec, 8, 2)
-    img = np.random.default_rng(1).random((2, 7, 13)).astype(np.float32)
-    halo = resample.HaloTarget(arch, img, "cpu")
-    assert halo.target.shape == (6, 2, 6 * 7 - 4 * 5)
-    ring = [(dy, dx) for dy in range(-1, 5) for dx in range(-1, 6) if not (0 <= dy < 4 and 0 <= dx < 5)]
-    for p, (gy, gx) in enumerate([(a, b) for a in range(2) for b in range(3)]):
-        for q, (dy, dx) in enumerate(ring):
-            y, x = gy * 4 + dy, gx * 5 + dx
-            inside = 0 <= y < 7 and 0 <= x < 13
-            assert float(halo.weight[p, 0, q]) == float(inside)
-            if inside:
-                np.testing.assert_array_equal(halo.target[p, :, q].numpy(), img[:, y, x])
-    model = ASMR(arch)
-    model.zero_grad()
-    loss = halo.backward(model, None, 1.0)
-    assert float(loss) > 0 and model.params["head_weight"].grad is not None
-    with torch.no_grad():
-        p_np = {k: v.detach().numpy() for k, v in model.named_tensors().items()}
-    # the ring values are the blocks' continuous extensions that point_taps blends
-    a = resample.coarse_preactivation(arch, p_np, (0, 0), (2, 3)).reshape(6, -1)
-    c = halo.coords.numpy()
-    ext = np.sin(a[:, None, :] + arch.w0 * c @ p_np["mod0.weight"].T) @ p_np["head.weight"].T + p_np["head.bias"]
-    from asmr_cli.model import TORCH
-    from asmr_cli.synthesis import render_blocked
-
-    p_t, coords = model._inputs(None)
-    out = render_blocked(TORCH, arch, p_t, coords[:-1] + [halo.coords]).detach().numpy()
-    np.testing.assert_allclose(out, np.transpose(ext, (0, 2, 1)), atol=1e-5)
 
 
 def test_video_decode_at_any_size(tmp_path):

@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+pytestmark = [pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc"),
+              pytest.mark.slow]  # child processes, each starting Python and the library
 
 
 def _start(args: list[str]) -> subprocess.Popen:

@@ -202,6 +202,7 @@ def test_decode_imports_neither_torch_nor_typer(small_asmr, tmp_path):
     assert (tmp_path / "o.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_signal_during_light_decode(tmp_path, sig, code):
     import signal

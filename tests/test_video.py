@@ -18,6 +18,7 @@ from asmr_cli.codec import (
 )
 from asmr_cli.decomposition import video_bases
 from asmr_cli.errors import AsmrError
+from asmr_cli.metrics import psnr
 from asmr_cli.video import Clip, FrameRange, parse_frames, read_video, write_video
 
 from .conftest import SAMPLES
@@ -38,11 +39,6 @@ def synthetic(t=5, h=24, w=32, seed=0) -> Clip:
         px = np.stack([r, g, b], -1) * 255 + rng.normal(0, 2, (h, w, 3))
         frames.append(np.clip(np.rint(px), 0, 255).astype(np.uint8))
     return Clip(np.stack(frames), Fraction(24))
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0 ** 2 / mse)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -113,6 +109,7 @@ def test_video_bases_cover_every_axis(sizes):
         assert dec.bases[0][-1] == 1  # one frame per finest latent cell
 
 
+@pytest.mark.slow
 def test_real_frames_round_trip(tmp_path):
     clip = read_video(SAMPLES / "carphone_8f.mp4")
     assert clip.frames.shape == (8, 72, 96, 3) and clip.fps == Fraction(30000, 1001)

@@ -1,0 +1,107 @@
+"""Writes the golden .asmr files of tests/test_golden.py and the checksums of their decoded
+pixels. Run once per format version, from the repository root:
+
+    python tests/golden/make_golden.py
+
+and commit what it writes. Never rerun it to make a failing golden test pass: the files
+stand for what earlier builds wrote, and the checksums for what they decoded to.
+
+- image_v2.asmr, video_v2.asmr: what the encoder writes (format version 2). The clip's
+  finest latent grid is coded as residuals along time (the version-2 feature); the
+  image is too small for prediction to pay.
+- image_v1.asmr: the same network as image_v2.asmr as version 1 stored it: every tensor
+  coded without prediction, version byte 1 (version 1 is version 2 without prediction;
+  the version byte lies outside both checksums).
+
+Seeds are tried until no decoded value lies within MARGIN of a rounding boundary, so that
+float rounding differences between BLAS builds cannot move a checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from asmr_cli import bitstream, entropy  # noqa: E402
+from asmr_cli.codec import EncodeOptions, decode_bytes, decode_video, encode_clip, encode_raster, unpack  # noqa: E402
+from asmr_cli.media import Raster  # noqa: E402
+from asmr_cli.resample import render  # noqa: E402
+from asmr_cli.video import Clip  # noqa: E402
+
+MARGIN = 0.002  # 8-bit levels (float32 sums of this size differ by about 1e-4 level between builds)
+
+
+def pixels_sha256(pixels: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+
+
+def _smooth(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.linspace(0, 1, n) for n in shape[:-1]], indexing="ij")
+    out = [0.5 + 0.3 * np.sin(3 * sum(g * rng.uniform(0.5, 2) for g in grids) + c) for c in range(shape[-1])]
+    return np.clip(np.rint(np.stack(out, -1) * 255 + rng.normal(0, 4, shape)), 0, 255).astype(np.uint8)
+
+
+def _clear_of_boundaries(data: bytes) -> bool:
+    f = bitstream.loads(data)
+    arch, params = unpack(f)
+    out = render(arch, params, arch.decomposition.sizes) * 255.0
+    frac = np.abs(out - np.floor(out) - 0.5)
+    inside = (out > 0.5 + MARGIN) & (out < 254.5 - MARGIN)  # clipped values cannot move
+    return bool((frac[inside] > MARGIN).all())
+
+
+def _predicted(data: bytes) -> list[str]:
+    """The tensors coded as residuals along an axis (format version 2 only)."""
+    f = bitstream.loads(data)
+    return [n for (n, _), t in zip(f.header.architecture.param_shapes(), f.tensors) if t.coded.predict]
+
+
+def without_prediction(data: bytes) -> bytes:
+    """The same file as format version 1 wrote it."""
+    f = bitstream.loads(data)
+    tensors = []
+    for (_name, shape), t in zip(f.header.architecture.param_shapes(), f.tensors):
+        tensors.append(bitstream.Tensor(t.steps, entropy.encode(entropy.decode(t.coded, shape))))
+    out = bytearray(bitstream.dumps(bitstream.AsmrFile(f.header, tensors)))
+    out[4] = 1
+    return bytes(out)
+
+
+def main() -> None:
+    for seed in range(100):
+        opts = EncodeOptions(preset="fast", iters=40, hidden=8, latent_dim=1, seed=seed, device="cpu", bpp=8.0)
+        image = encode_raster(Raster(_smooth((8, 10, 3), seed), 8), opts).data
+        if _clear_of_boundaries(image):
+            break
+    else:
+        raise SystemExit("no seed kept the image clear of rounding boundaries")
+    for seed in range(100):
+        opts = EncodeOptions(preset="fast", iters=20, hidden=8, latent_dim=1, seed=seed, device="cpu", bpp=4.0)
+        video = encode_clip(Clip(_smooth((8, 4, 6, 3), seed), Fraction(25)), opts).data
+        if _predicted(video) and _clear_of_boundaries(video):
+            break
+    else:
+        raise SystemExit("no seed gave a clip with prediction, clear of rounding boundaries")
+    files = {"image_v1.asmr": without_prediction(image), "image_v2.asmr": image, "video_v2.asmr": video}
+    sums = {}
+    for name, data in files.items():
+        (HERE / name).write_bytes(data)
+        f = bitstream.loads(data)
+        px = decode_video(data).frames if f.header.kind == bitstream.KIND_VIDEO else decode_bytes(data).pixels
+        sums[name] = {"version": f.version, "shape": list(px.shape), "dtype": str(px.dtype),
+                      "sha256": pixels_sha256(px), "predicted": _predicted(data)}
+    (HERE / "checksums.json").write_text(json.dumps(sums, indent=2) + "\n")
+    print(json.dumps(sums, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Files of every format version this build reads still decode, to the pixels they decoded
+to when they were made (tests/golden/make_golden.py says how; never regenerate them to make
+this pass)."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from asmr_cli import bitstream
+from asmr_cli.codec import decode_bytes, decode_video
+from asmr_cli.decoding import decode_file
+from asmr_cli.media import read_image
+
+from .conftest import ROOT
+
+GOLDEN = ROOT / "tests" / "golden"
+CHECKSUMS = json.loads((GOLDEN / "checksums.json").read_text())
+
+
+def _sha256(pixels: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+
+
+def test_every_readable_version_has_a_golden_file():
+    assert {v["version"] for v in CHECKSUMS.values()} == set(bitstream.READ_VERSIONS)
+    assert {p.name for p in GOLDEN.glob("*.asmr")} == set(CHECKSUMS)
+    assert any(v["predicted"] for v in CHECKSUMS.values() if v["version"] >= 2)  # version 2's feature is used
+
+
+@pytest.mark.parametrize("name", sorted(CHECKSUMS))
+def test_golden_file_decodes_to_its_checksum(name):
+    want = CHECKSUMS[name]
+    data = (GOLDEN / name).read_bytes()
+    f = bitstream.loads(data)
+    assert f.version == want["version"]
+    assert [n for (n, _), t in zip(f.header.architecture.param_shapes(), f.tensors) if t.coded.predict] \
+        == want["predicted"]
+    px = decode_video(data).frames if f.header.kind == bitstream.KIND_VIDEO else decode_bytes(data).pixels
+    assert (list(px.shape), str(px.dtype)) == (want["shape"], want["dtype"])
+    assert _sha256(px) == want["sha256"]
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(CHECKSUMS) if n.startswith("image")])
+def test_golden_image_through_the_decode_command(tmp_path, name):
+    src = tmp_path / name
+    shutil.copy(GOLDEN / name, src)
+    summary = decode_file(src)
+    out = read_image(tmp_path / name.replace(".asmr", ".png"))
+    assert summary["output"] == str(tmp_path / name.replace(".asmr", ".png"))
+    assert _sha256(out.pixels) == CHECKSUMS[name]["sha256"]
