@@ -27,8 +27,12 @@ from .errors import AsmrError
 from .quantize import step_codes, step_groups, step_values
 
 MAGIC = b"ASMR"
-VERSION = 2  # 2: a tensor may be coded as residuals along an axis (latent grids)
-READ_VERSIONS = (1, 2)  # version 1 is version 2 without prediction
+# 3: images as a latent pyramid under a context model (LatentHeader; docs/format.md)
+# 2: a tensor may be coded as residuals along an axis (latent grids); clips are written so
+# 1: version 2 without prediction
+VERSION = 2  # coordinate networks (clips, and images encoded with --model coordinate)
+LATENT_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 
 KIND_IMAGE, KIND_VIDEO = 0, 1
 MAX_DIMS = 3
@@ -40,6 +44,7 @@ MAX_LATENT_DIM = 16
 MAX_CHANNELS = 4
 MAX_PARAMS = 1 << 26
 MAX_HEADER = 4096
+MAX_SYNTH_HIDDEN = 64
 
 
 @dataclass
@@ -64,6 +69,25 @@ class Header:
 
 
 @dataclass
+class LatentHeader:
+    """Version 3: an image held by a latent pyramid (asmr_cli.latents)."""
+
+    sizes: tuple[int, int]
+    channels: int
+    bit_depth: int
+    levels: int
+    hidden: int
+    context_hidden: int
+    kind: int = KIND_IMAGE
+
+    @property
+    def layout(self):
+        from .latents import Layout
+
+        return Layout(self.sizes[0], self.sizes[1], self.channels, self.levels, self.hidden, self.context_hidden)
+
+
+@dataclass
 class Tensor:
     """One parameter tensor as stored: float32 step sizes and the coded integers."""
 
@@ -84,12 +108,24 @@ def code_tensor(name: str, q: np.ndarray, steps: np.ndarray) -> Tensor:
 
 @dataclass
 class AsmrFile:
-    header: Header
+    header: Header | LatentHeader
     tensors: list[Tensor] = field(default_factory=list)
-    version: int = VERSION  # as read; a file is always written at VERSION
+    version: int = VERSION  # as read; written at VERSION, or LATENT_VERSION for a LatentHeader
+    grids: list = field(default_factory=list)  # version 3: context_model.CodedGrid per latent grid
 
 
 # -- writing -----------------------------------------------------------------------------
+
+def _pack_latent_header(h: LatentHeader) -> bytes:
+    return struct.pack("<BBBBIIBB", h.kind, h.channels, h.bit_depth, h.levels, *h.sizes, h.hidden,
+                       h.context_hidden)
+
+
+def _pack_grid(g) -> bytes:
+    """lo zigzag-varint | hi-lo varint | word count varint | words u32."""
+    words = np.ascontiguousarray(g.words, dtype="<u4")
+    return _varint(_zigzag(g.lo)) + _varint(g.hi - g.lo) + _varint(words.size) + words.tobytes()
+
 
 def _pack_header(h: Header) -> bytes:
     dims = len(h.sizes)
@@ -137,14 +173,16 @@ def pack_tensor(t: Tensor) -> bytes:
 
 
 def dumps(f: AsmrFile) -> bytes:
-    header = _pack_header(f.header)
-    payload = b"".join(pack_tensor(t) for t in f.tensors)
-    return (MAGIC + struct.pack("<BI", VERSION, len(header)) + header
+    latent = isinstance(f.header, LatentHeader)
+    header = _pack_latent_header(f.header) if latent else _pack_header(f.header)
+    payload = b"".join(pack_tensor(t) for t in f.tensors) + b"".join(_pack_grid(g) for g in f.grids)
+    version = LATENT_VERSION if latent else VERSION
+    return (MAGIC + struct.pack("<BI", version, len(header)) + header
             + struct.pack("<I", zlib.crc32(header)) + struct.pack("<I", len(payload)) + payload
             + struct.pack("<I", zlib.crc32(payload)))
 
 
-def overhead(header: Header) -> int:
+def overhead(header: Header | LatentHeader) -> int:
     """Bytes of a file with this header and an empty payload."""
     return len(dumps(AsmrFile(header, [])))
 
@@ -218,31 +256,71 @@ def _parse_header(data: bytes) -> Header:
     return h
 
 
-def _parse_payload(data: bytes, arch: Architecture, version: int) -> list[Tensor]:
+def _parse_latent_header(data: bytes) -> LatentHeader:
+    from .latents import MAX_LEVELS
+
+    r = _Reader(data, "header")
+    kind, channels, bit_depth, levels, height, width, hidden, context_hidden = r.unpack("BBBBIIBB")
+    _check(kind == KIND_IMAGE, f"kind {kind} in a version-3 file")
+    _check(1 <= channels <= MAX_CHANNELS, f"{channels} channels")
+    _check(bit_depth in (8, 16), f"bit depth {bit_depth}")
+    _check(1 <= height <= MAX_AXIS and 1 <= width <= MAX_AXIS, f"size {width}x{height}")
+    _check(1 <= levels <= MAX_LEVELS and max(height, width) >= 1 << (levels - 1), f"{levels} levels")
+    _check(0 <= hidden <= MAX_SYNTH_HIDDEN, f"hidden width {hidden}")
+    _check(0 <= context_hidden <= MAX_SYNTH_HIDDEN, f"context width {context_hidden}")
+    _check(r.pos == len(data), "header has trailing bytes")
+    return LatentHeader((height, width), channels, bit_depth, levels, hidden, context_hidden)
+
+
+def _parse_latent_payload(data: bytes, h: LatentHeader) -> tuple[list[Tensor], list]:
+    from .context_model import CodedGrid, parameter_shapes
+
+    layout = h.layout
+    grids = layout.grids()
     r = _Reader(data, "payload")
-    tensors = []
-    for name, shape in arch.param_shapes():
-        steps = step_values(r.array("u1", step_groups(name, shape), MAX_PARAMS))
-        byte, = r.unpack("B")
-        model, predict = byte & 0x0F, byte >> 4
-        _check(model in (entropy.CONSTANT, entropy.LAPLACE, entropy.GAUSSIAN), f"{name}: entropy model {model}")
-        _check(predict == 0 or (version >= 2 and predict - 1 in prediction_axes(name, shape)),
-               f"{name}: prediction {predict}")
+    tensors = [_parse_tensor(r, name, shape, shape[0] if len(shape) > 1 else 1, 0)
+               for name, shape in layout.synthesis_shapes()]
+    tensors += [_parse_tensor(r, name, shape, 1, 0)
+                for name, shape in parameter_shapes(len(grids), layout.context_hidden)]
+    coded = []
+    for level, plane, (gh, gw) in grids:
         lo = _unzigzag(r.varint())
         span = r.varint()
-        _check(abs(lo) < 2**31 and span <= entropy.MAX_SYMBOL_RANGE, f"{name}: symbol range")
-        mean, scale = 0.0, 0.0
-        if model != entropy.CONSTANT:
-            mean = _unzigzag(r.varint()) / 2
-            scale, = r.unpack("e")
+        _check(abs(lo) < 1 << 14 and abs(lo + span) < 1 << 14, f"latent grid {level}/{plane}: range")
         n_words = r.varint()
-        # a range coder needs at most a few words per symbol: anything more is corrupt
-        _check(n_words <= 4 * math.prod(shape) + 4, f"{name}: {n_words} words")
-        words = r.array("<u4", n_words, MAX_PARAMS)
-        tensors.append(Tensor(steps, entropy.CodedTensor(model, lo, lo + span, float(mean), float(scale),
-                                                         words.astype(np.uint32), predict)))
+        _check(n_words <= 4 * gh * gw + 4 and (span > 0 or n_words == 0), f"latent grid {level}/{plane}: words")
+        coded.append(CodedGrid(lo, lo + span, r.array("<u4", n_words, MAX_PARAMS).astype(np.uint32)))
+    _check(r.pos == len(data), "payload has trailing bytes")
+    return tensors, coded
+
+
+def _parse_payload(data: bytes, arch: Architecture, version: int) -> list[Tensor]:
+    r = _Reader(data, "payload")
+    tensors = [_parse_tensor(r, name, shape, step_groups(name, shape), version) for name, shape in arch.param_shapes()]
     _check(r.pos == len(data), "payload has trailing bytes")
     return tensors
+
+
+def _parse_tensor(r: _Reader, name: str, shape: tuple[int, ...], groups: int, version: int) -> Tensor:
+    steps = step_values(r.array("u1", groups, MAX_PARAMS))
+    byte, = r.unpack("B")
+    model, predict = byte & 0x0F, byte >> 4
+    _check(model in (entropy.CONSTANT, entropy.LAPLACE, entropy.GAUSSIAN), f"{name}: entropy model {model}")
+    _check(predict == 0 or (version == 2 and predict - 1 in prediction_axes(name, shape)),
+           f"{name}: prediction {predict}")
+    lo = _unzigzag(r.varint())
+    span = r.varint()
+    _check(abs(lo) < 2**31 and span <= entropy.MAX_SYMBOL_RANGE, f"{name}: symbol range")
+    mean, scale = 0.0, 0.0
+    if model != entropy.CONSTANT:
+        mean = _unzigzag(r.varint()) / 2
+        scale, = r.unpack("e")
+    n_words = r.varint()
+    # a range coder needs at most a few words per symbol: anything more is corrupt
+    _check(n_words <= 4 * math.prod(shape) + 4, f"{name}: {n_words} words")
+    words = r.array("<u4", n_words, MAX_PARAMS)
+    return Tensor(steps, entropy.CodedTensor(model, lo, lo + span, float(mean), float(scale),
+                                             words.astype(np.uint32), predict))
 
 
 def loads(data: bytes) -> AsmrFile:
@@ -259,10 +337,13 @@ def loads(data: bytes) -> AsmrFile:
     header_bytes = r.take(header_len)
     crc, = r.unpack("I")
     _check(zlib.crc32(header_bytes) == crc, "header checksum mismatch")
-    header = _parse_header(header_bytes)
+    header = _parse_latent_header(header_bytes) if version == LATENT_VERSION else _parse_header(header_bytes)
     payload_len, = r.unpack("I")
     payload = r.take(payload_len)
     crc, = r.unpack("I")
     _check(zlib.crc32(payload) == crc, "payload checksum mismatch")
     _check(r.pos == len(data), "trailing bytes after the payload")
+    if version == LATENT_VERSION:
+        tensors, grids = _parse_latent_payload(payload, header)
+        return AsmrFile(header, tensors, version, grids)
     return AsmrFile(header, _parse_payload(payload, header.architecture, version), version)

@@ -38,6 +38,17 @@ class EncodeOptions:
     seed: int = 0
     device: str = "auto"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    model: str = "auto"  # images: latent (format 3) | coordinate (the ASMR network alone, format 2)
+
+    def coordinate_image(self) -> bool:
+        """Whether an image takes the coordinate-network encoder: asked for by --model, or
+        implied by an option only that network has (--bases, --latent-dim)."""
+        if self.model not in ("auto", "latent", "coordinate"):
+            raise AsmrError(f"--model {self.model}: expected latent or coordinate")
+        implied = self.bases is not None or self.latent_dim is not None
+        if self.model == "latent" and implied:
+            raise AsmrError("--bases and --latent-dim describe the coordinate network (--model coordinate)")
+        return self.model == "coordinate" or (self.model == "auto" and implied)
 
 
 @dataclass
@@ -85,7 +96,7 @@ DECODE_PADDING = 8  # padded samples per declared sample (automatic bases pad a 
 DECODE_SLACK = 1 << 16  # what any small file may use whatever its size
 
 
-def check_decodable(h: bitstream.Header, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+def check_decodable(h: bitstream.Header | bitstream.LatentHeader, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     """Refuse, from the header alone and before any entropy decoding, a file whose decoding
     would not fit: more samples than max_pixels (the encoder's limit too), or padding,
     activations or MACs out of proportion to the samples. A small network can describe a
@@ -96,6 +107,8 @@ def check_decodable(h: bitstream.Header, max_pixels: int = DEFAULT_MAX_PIXELS) -
         frames = f"{h.sizes[0]} frames of " if len(h.sizes) == 3 else ""
         raise AsmrError(f"the file declares {frames}{shape} = {samples} samples, over the {max_pixels}-pixel "
                         "limit (raise it with --max-pixels)")
+    if isinstance(h, bitstream.LatentHeader):
+        return  # a latent pyramid's work and memory follow its pixel count (latents.py)
     arch = h.architecture
     dec = arch.decomposition
     padded = math.prod(dec.padded)
@@ -167,6 +180,8 @@ def _fit_and_pack(arch: Architecture, signal: np.ndarray, header: bitstream.Head
 
 
 def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeResult:
+    if not opts.coordinate_image():
+        return _encode_latent(raster, opts, progress)
     from .fit import FitConfig, resolve_device
 
     start = time.perf_counter()
@@ -190,9 +205,33 @@ def encode_raster(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeR
     return EncodeResult(data, stats)
 
 
-def encode_image(path: Path, opts: EncodeOptions | None = None, progress=None) -> EncodeResult:
-    opts = opts or EncodeOptions()
-    return encode_raster(read_image(Path(path), opts.max_pixels), opts, progress)
+def _encode_latent(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeResult:
+    """Format version 3: the latent pyramid trained for rate and distortion."""
+    from . import image_encoder
+    from .fit import resolve_device
+
+    start = time.perf_counter()
+    if opts.preset not in PRESETS:
+        raise AsmrError(f"--preset {opts.preset}: expected one of {', '.join(PRESETS)}")
+    if opts.iters is not None or opts.time_limit is not None:
+        _check_effort(1 if opts.iters is None else opts.iters, opts.time_limit)
+    n = raster.height * raster.width
+    target = target_for(n, opts.bpp, opts.size, opts.quality)
+    layout = image_encoder.layout_for(raster.height, raster.width, raster.channels, opts.preset,
+                                      opts.hidden, opts.levels)
+    header = bitstream.LatentHeader((raster.height, raster.width), raster.channels, raster.bit_depth,
+                                    layout.levels, layout.hidden, layout.context_hidden)
+    check_decodable(header, opts.max_pixels)
+    enc = image_encoder.encode(raster.as_float(), header, target, opts.preset, opts.iters, opts.time_limit,
+                               opts.seed, resolve_device(opts.device), progress)
+    decoded = decode_bytes(enc.data, max(opts.max_pixels, n))
+    stats = describe(header, len(enc.data), bitstream.LATENT_VERSION)
+    unquantised = to_raster(enc.unquantised, (raster.height, raster.width), raster.bit_depth)
+    stats.update(encode_seconds=round(time.perf_counter() - start, 3), iterations=enc.iterations,
+                 psnr=round(_psnr(raster, decoded), 3), psnr_unquantised=round(_psnr(raster, unquantised), 3),
+                 target_bytes=target.budget_bytes, target_bpp=target.bpp, lam=enc.lam, weight_bits=enc.weight_bits,
+                 estimated_seconds=None if enc.estimated_seconds is None else round(enc.estimated_seconds, 1))
+    return EncodeResult(enc.data, stats)
 
 
 def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Raster:
@@ -214,16 +253,24 @@ def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float 
     f = bitstream.loads(data)
     if f.header.kind != bitstream.KIND_IMAGE:
         raise AsmrError("this file holds a video: decode it to .mp4, .y4m, .gif or a folder")
-    arch, params = unpack(f, max_pixels)
     h, w = f.header.sizes
     ow, oh = output_size(w, h, size, scale, width, height)
     x, y, rw, rh = check_region(region, ow, oh, max_pixels)
-    out = render(arch, params, (oh, ow), (y, x), (y + rh, x + rw))
+    if isinstance(f.header, bitstream.LatentHeader):
+        from . import latent_codec
+
+        check_decodable(f.header, max_pixels)
+        out = latent_codec.render(latent_codec.unpack(f), (oh, ow), (y, x), (y + rh, x + rw))
+    else:
+        arch, params = unpack(f, max_pixels)
+        out = render(arch, params, (oh, ow), (y, x), (y + rh, x + rw))
     return to_raster(out, (rh, rw), f.header.bit_depth)
 
 
 def describe(h: bitstream.Header, nbytes: int, version: int = bitstream.VERSION) -> dict:
     """The stats that follow from the header, the file size and the format version alone."""
+    if isinstance(h, bitstream.LatentHeader):
+        return _describe_latent(h, nbytes, version)
     arch = h.architecture
     samples = math.prod(h.sizes)
     height, width = h.sizes[-2], h.sizes[-1]
@@ -242,6 +289,23 @@ def describe(h: bitstream.Header, nbytes: int, version: int = bitstream.VERSION)
     if h.kind == bitstream.KIND_VIDEO:
         out.update(frames=h.sizes[0], fps=h.fps_num / h.fps_den)
     return out
+
+
+def _describe_latent(h: bitstream.LatentHeader, nbytes: int, version: int) -> dict:
+    from . import context_model, latent_codec
+
+    lay = h.layout
+    macs, unshared = latent_codec.decoder_macs(lay), latent_codec.unshared_macs(lay)
+    params = sum(math.prod(s) for _, s in lay.synthesis_shapes())
+    params += sum(math.prod(s) for _, s in context_model.parameter_shapes(len(lay.grids()), lay.context_hidden))
+    return {
+        "format_version": version, "kind": "image", "model": "latent",
+        "width": lay.width, "height": lay.height, "channels": h.channels, "bit_depth": h.bit_depth,
+        "bytes": nbytes, "bpp": round(nbytes * 8 / (lay.width * lay.height), 5),
+        "params": params, "latents": lay.latent_count(), "levels": lay.levels, "hidden": lay.hidden,
+        "macs_per_pixel": round(macs, 1), "unshared_macs_per_pixel": round(unshared, 1),
+        "mac_reduction": round(unshared / macs, 2),
+    }
 
 
 def _psnr(ref: Raster, test: Raster) -> float:
@@ -263,7 +327,7 @@ def read_stats(data: bytes, ref: Path | None = None, max_pixels: int = DEFAULT_M
     return stats
 
 
-__all__ = ["EncodeOptions", "EncodeResult", "encode_image", "encode_raster", "decode_bytes",
+__all__ = ["EncodeOptions", "EncodeResult", "encode_raster", "decode_bytes",
            "read_stats"]
 
 

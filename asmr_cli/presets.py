@@ -60,3 +60,22 @@ VIDEO_PRESETS: dict[str, VideoPreset] = {
     "default": VideoPreset(iters=1200, hidden=48, time_limit=540),
     "high": VideoPreset(iters=3000, hidden=64),
 }
+
+
+@dataclass(frozen=True)
+class LatentPreset:
+    """An image preset of format version 3 (latent pyramid): training steps, a wall-clock
+    cap on the training (the schedule shrinks to fit it; --time-limit overrides), the
+    per-pixel synthesis width and the most pyramid levels."""
+
+    iters: int
+    time_limit: float | None
+    hidden: int = 16
+    levels: int = 7
+
+
+LATENT_PRESETS: dict[str, LatentPreset] = {
+    "fast": LatentPreset(iters=150, time_limit=40),
+    "default": LatentPreset(iters=600, time_limit=150),
+    "high": LatentPreset(iters=3000, time_limit=840),
+}

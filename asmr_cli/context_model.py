@@ -1,0 +1,199 @@
+"""The entropy model of the latent grids: each latent is coded with a discretised Laplace
+whose mean and scale a small network predicts from values already decoded.
+
+Grids are coded coarsest first; each grid in two checkerboard passes. An anchor (row +
+column even) sees only its parent: the decoded coarser grid of the same plane, upsampled
+(its value and its four neighbours). The other half also sees its four spatial
+neighbours, which are all anchors. Each pass is one batch, so numpy decodes a grid in two
+vectorised steps.
+
+Encoder and decoder must compute bit-identical probabilities, so the network runs in
+fixed point: weights are integers times 2^-WEIGHT_BITS, inputs and activations integers
+times 2^-ACT_BITS, and every product and sum is an integer below 2^53, computed in
+float64, where it is exact whatever the BLAS, its blocking or its thread count. Its
+outputs are a mean in 1/16 steps and a log-scale index into a fixed table; constriction's
+QuantizedLaplace turns those into the coder's integer CDF.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import constriction
+import numpy as np
+
+from .errors import AsmrError
+
+CTX_INPUTS = 10  # 4 spatial neighbours, parent and its 4 neighbours, anchor flag
+CTX_HIDDEN = 16  # the widest context network (a file says its own width)
+WEIGHT_BITS = 8
+ACT_BITS = 8
+MAX_WEIGHT = 1 << 15  # |integer weight|: |w| < 128
+MAX_LATENT = 1 << 14  # |latent| the coder accepts (inputs stay far below 2^53)
+MAX_ACT = 1 << 30
+LOG_SCALE_MIN, LOG_SCALE_MAX = -64, 96  # log scale in 1/16: b = exp(i / 16), 0.018 .. 403
+
+
+def _scale_table() -> np.ndarray:
+    # rounded to 2^-20 so that a last-ulp difference between two machines' exp() cannot
+    # change a table entry
+    return np.array([round(math.exp(i / 16) * (1 << 20)) / (1 << 20)
+                     for i in range(LOG_SCALE_MIN, LOG_SCALE_MAX + 1)], dtype=np.float64)
+
+
+SCALES = _scale_table()
+
+
+def parameter_shapes(n_grids: int, h: int = CTX_HIDDEN) -> list[tuple[str, tuple[int, ...]]]:
+    return [("c_w1", (h, CTX_INPUTS)), ("c_b1", (h,)), ("c_w2", (h, h)), ("c_b2", (h,)),
+            ("c_w3", (2, h)), ("c_b3", (2,)), ("c_grid", (n_grids, 2))]
+
+
+def macs_per_latent(h: int = CTX_HIDDEN) -> int:
+    return CTX_INPUTS * h + h * h + 2 * h
+
+
+def to_fixed(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Float weights -> the integers the file stores (and both sides compute with)."""
+    return {k: np.clip(np.rint(np.asarray(v, np.float64) * (1 << WEIGHT_BITS)), -MAX_WEIGHT + 1,
+                       MAX_WEIGHT - 1).astype(np.int32) for k, v in params.items()}
+
+
+def up2_int(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """16 x the bilinear 2x upsampling of an integer grid (latents.up2), exactly, as int64."""
+    x = x.astype(np.int64)
+    for axis, size in ((0, shape[0]), (1, shape[1])):
+        n = x.shape[axis]
+        prev = np.concatenate([x.take([0], axis), x.take(range(n - 1), axis)], axis)
+        nxt = np.concatenate([x.take(range(1, n), axis), x.take([n - 1], axis)], axis)
+        y = np.stack([3 * x + prev, 3 * x + nxt], axis + 1)
+        new = list(x.shape)
+        new[axis] = 2 * n
+        x = y.reshape(new).take(range(size), axis)
+    return x
+
+
+def positions(shape: tuple[int, int], anchor: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of one checkerboard pass, in raster order."""
+    rows, cols = np.indices(shape)
+    keep = ((rows + cols) % 2 == 0) == anchor
+    return rows[keep], cols[keep]
+
+
+def _gather4(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
+    """The N, S, W, E neighbours from a grid zero-padded by one on every side."""
+    r, c = rows + 1, cols + 1
+    return [padded[r - 1, c], padded[r + 1, c], padded[r, c - 1], padded[r, c + 1]]
+
+
+def contexts(grid: np.ndarray, parent16: np.ndarray | None, rows: np.ndarray, cols: np.ndarray,
+             anchor: bool) -> np.ndarray:
+    """(n, CTX_INPUTS) integer inputs times 2^ACT_BITS, as float64: grid is this grid's
+    int values so far, parent16 16 x the upsampled parent (None at the coarsest level)."""
+    one = 1 << ACT_BITS
+    n = rows.size
+    cols_out = []
+    if anchor:
+        cols_out += [np.zeros(n)] * 4
+    else:
+        padded = np.pad(grid.astype(np.float64) * one, 1)
+        cols_out += _gather4(padded, rows, cols)
+    if parent16 is None:
+        cols_out += [np.zeros(n)] * 5
+    else:
+        pp = np.pad(parent16.astype(np.float64) * (one // 16), 1)
+        cols_out += [pp[rows + 1, cols + 1]] + _gather4(pp, rows, cols)
+    cols_out.append(np.full(n, float(one) if anchor else 0.0))
+    return np.stack(cols_out, axis=1)
+
+
+def _shift(x: np.ndarray, bits: int = WEIGHT_BITS) -> np.ndarray:
+    """x / 2^bits rounded to an integer (halves up), exact in float64."""
+    return np.floor(x / (1 << bits) + 0.5)
+
+
+def predict(q: dict[str, np.ndarray], grid_index: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point network: (n, CTX_INPUTS) inputs -> means (float64, multiples of 1/16)
+    and scales (from the table). Every intermediate is an integer below 2^53."""
+    one = 1 << ACT_BITS
+    f = {k: v.astype(np.float64) for k, v in q.items()}
+    h = np.clip(_shift(x @ f["c_w1"].T + f["c_b1"] * one), 0, MAX_ACT)
+    h = np.clip(_shift(h @ f["c_w2"].T + f["c_b2"] * one), 0, MAX_ACT)
+    out = _shift(h @ f["c_w3"].T + (f["c_b3"] + f["c_grid"][grid_index]) * one,
+                 WEIGHT_BITS + ACT_BITS - 4)  # in 1/16
+    mean = np.clip(out[:, 0], -16 * MAX_LATENT, 16 * MAX_LATENT) / 16
+    index = np.clip(out[:, 1], LOG_SCALE_MIN, LOG_SCALE_MAX).astype(np.int64) - LOG_SCALE_MIN
+    return mean, SCALES[index]
+
+
+@dataclass(frozen=True)
+class CodedGrid:
+    lo: int
+    hi: int
+    words: np.ndarray  # uint32 range-coder output; empty when lo == hi
+
+
+def _passes(grid: np.ndarray | None, shape, parent, q, k, coder, decode: bool) -> np.ndarray:
+    """Run a grid's two checkerboard passes through `coder` (encoding grid, or decoding
+    into a new one); returns the grid."""
+    out = np.zeros(shape, np.int64) if decode else grid
+    parent16 = None if parent is None else up2_int(parent, shape)
+    for anchor in (True, False):
+        rows, cols = positions(shape, anchor)
+        if rows.size == 0:
+            continue
+        mean, scale = predict(q, k, contexts(out, parent16, rows, cols, anchor))
+        if decode:
+            out[rows, cols] = coder(rows.size, mean, scale)
+        else:
+            coder(out[rows, cols], mean, scale)
+    return out
+
+
+def encode_grids(latents: list[np.ndarray], grids: list[tuple[int, int, tuple[int, int]]],
+                 q: dict[str, np.ndarray]) -> list[CodedGrid]:
+    """latents: one int grid per entry of `grids` ((level, plane, shape), coarsest first)."""
+    coded = []
+    done: dict[tuple[int, int], np.ndarray] = {}
+    for k, ((level, plane, shape), z) in enumerate(zip(grids, latents)):
+        z = np.asarray(z, np.int64)
+        if z.size and np.abs(z).max() >= MAX_LATENT:
+            raise AsmrError("latent values too large to code")
+        lo, hi = (int(z.min()), int(z.max())) if z.size else (0, 0)
+        done[(level, plane)] = z
+        if lo == hi:
+            coded.append(CodedGrid(lo, hi, np.zeros(0, np.uint32)))
+            continue
+        enc = constriction.stream.queue.RangeEncoder()
+        model = constriction.stream.model.QuantizedLaplace(lo, hi)
+
+        def coder(values, mean, scale, _enc=enc, _model=model):
+            _enc.encode(values.astype(np.int32), _model, mean, scale)
+
+        _passes(z, shape, done.get((level + 1, plane)), q, k, coder, decode=False)
+        coded.append(CodedGrid(lo, hi, enc.get_compressed()))
+    return coded
+
+
+def decode_grids(coded: list[CodedGrid], grids: list[tuple[int, int, tuple[int, int]]],
+                 q: dict[str, np.ndarray]) -> list[np.ndarray]:
+    out = []
+    done: dict[tuple[int, int], np.ndarray] = {}
+    for k, ((level, plane, shape), c) in enumerate(zip(grids, coded)):
+        if c.lo == c.hi:
+            z = np.full(shape, c.lo, np.int64)
+        else:
+            dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(c.words, np.uint32))
+            model = constriction.stream.model.QuantizedLaplace(c.lo, c.hi)
+
+            def coder(n, mean, scale, _dec=dec, _model=model):
+                try:
+                    return np.asarray(_dec.decode(_model, mean, scale), np.int64)
+                except Exception as exc:  # constriction raises plain exceptions on bad data
+                    raise AsmrError(f"corrupt file: latent decoding failed ({exc})") from None
+
+            z = _passes(None, shape, done.get((level + 1, plane)), q, k, coder, decode=True)
+        done[(level, plane)] = z
+        out.append(z)
+    return out

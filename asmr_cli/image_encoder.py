@@ -1,0 +1,171 @@
+"""The image encoder of format version 3: budget -> lam -> fit the latent pyramid ->
+weights' precision -> rate fitted to the target -> bytes. Imports torch (through
+latent_fit); the decoder never imports this module."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import bitstream
+from . import context_model as cm
+from .latent_codec import WEIGHT_BITS_CHOICES, pack, quantise_synthesis
+from .latents import NUMPY, Layout, default_levels, synthesize
+from .presets import LATENT_PRESETS
+from .ratecontrol import Target
+
+RATE_TOLERANCE = 0.03  # --bpp: the latents are rescaled when the file is further off than this
+
+
+@dataclass
+class LatentEncoding:
+    data: bytes
+    iterations: int
+    lam: float
+    scale: float  # latent rescaling applied by the rate fit (1: none)
+    weight_bits: int
+    estimated_seconds: float | None
+    unquantised: np.ndarray  # (C, H, W) float output before rounding the latents
+
+
+def layout_for(height: int, width: int, channels: int, preset: str, hidden: int | None,
+               levels: int | None) -> Layout:
+    from .errors import AsmrError
+
+    p = LATENT_PRESETS[preset]
+    lv = levels if levels is not None else default_levels(height, width, p.levels)
+    if not 1 <= lv <= default_levels(height, width, 8):
+        raise AsmrError(f"--levels {lv}: expected 1..{default_levels(height, width, 8)} for a "
+                        f"{width}x{height} image")
+    hid = hidden if hidden is not None else small_width(height * width, p.hidden)
+    if not 0 <= hid <= bitstream.MAX_SYNTH_HIDDEN:
+        raise AsmrError(f"--hidden {hid}: expected 0..{bitstream.MAX_SYNTH_HIDDEN}")
+    return Layout(height, width, channels, lv, hid, context_width(height * width))
+
+
+def small_width(pixels: int, width: int) -> int:
+    """Networks narrow on small images, where their weights would outweigh the latents:
+    the full width from 256K pixels, half from 32K, a quarter from 4K, and none below
+    (the linear synthesis and a static Laplace per grid)."""
+    if pixels >= 1 << 18:
+        return width
+    if pixels >= 1 << 15:
+        return max(1, width // 2)
+    return max(1, width // 4) if pixels >= 1 << 12 else 0
+
+
+def context_width(pixels: int) -> int:
+    return small_width(pixels, cm.CTX_HIDDEN)
+
+
+def network_bytes(layout: Layout) -> int:
+    """A rough size of the coded networks (synthesis and context model), for the budget."""
+    params = sum(math.prod(s) for _, s in layout.synthesis_shapes())
+    params += sum(math.prod(s) for _, s in cm.parameter_shapes(len(layout.grids()), layout.context_hidden))
+    return int(params * 1.1) + 8 * len(layout.grids())
+
+
+def encode(image: np.ndarray, header: bitstream.LatentHeader, target: Target, preset: str, iters: int | None,
+           time_limit: float | None, seed: int, device: str, progress=None) -> LatentEncoding:
+    """image: (C, H, W) float32 on [0, 1]."""
+    from .latent_fit import LatentFitConfig, choose_lambda, fit_latents
+
+    layout = header.layout
+    n = layout.height * layout.width
+    p = LATENT_PRESETS[preset]
+    budget = target.budget_bytes
+    latent_bits = max(64.0, (budget - bitstream.overhead(header) - network_bytes(layout)) * 8)
+    cfg = LatentFitConfig(iters=iters if iters is not None else p.iters,
+                          lam=choose_lambda(layout, image, latent_bits), target_bits=latent_bits,
+                          time_limit=time_limit if time_limit is not None else p.time_limit,
+                          seed=seed, device=device)
+    result = fit_latents(layout, image, cfg, progress)
+    levels = _by_level(layout, result.latents)
+    unquantised = synthesize(NUMPY, layout, result.synthesis, levels)
+
+    def distortion(weights: dict[str, np.ndarray], latents: list[np.ndarray]) -> float:
+        out = synthesize(NUMPY, layout, weights, [np.rint(z) for z in latents])
+        return float(np.mean((np.clip(out, 0, 1) - image) ** 2))
+
+    # the synthesis weights' precision: the least distortion + lam * rate
+    best = None
+    for bits in WEIGHT_BITS_CHOICES:
+        tensors, weights = quantise_synthesis(layout, result.synthesis, bits)
+        size = sum(len(bitstream.pack_tensor(t)) for t in tensors)
+        score = distortion(weights, levels) + result.lam * size * 8 / n
+        if best is None or score < best[0]:
+            best = (score, bits)
+    bits = best[1]
+
+    def file_at(scale: float) -> bytes:
+        syn, ctx, lat = rescale(result.synthesis, result.context, result.latents, scale)
+        return pack(header, syn, ctx, lat, bits)
+
+    data, scale = _fit_rate(file_at, target)
+    return LatentEncoding(data, result.iterations, result.lam, scale, bits, result.estimated_seconds, unquantised)
+
+
+def _by_level(layout: Layout, latents: list[np.ndarray]) -> list[np.ndarray]:
+    out: list[list] = [[None] * len(layout.planes(lv)) for lv in range(layout.levels)]
+    for (lv, p, _), z in zip(layout.grids(), latents):
+        out[lv][layout.planes(lv).index(p)] = z
+    return [np.stack(g) for g in out]
+
+
+def rescale(synthesis: dict[str, np.ndarray], context: dict[str, np.ndarray], latents: list[np.ndarray],
+            scale: float):
+    """The same model with latents `scale` times larger (finer steps when > 1): the
+    modulators shrink by as much, and the context model's inputs, means and scales follow,
+    so only the rounding changes."""
+    if scale == 1.0:
+        return synthesis, context, latents
+    syn = {k: (v / scale if k.startswith("mod") else v) for k, v in synthesis.items()}
+    ctx = dict(context)
+    ctx["c_w1"] = context["c_w1"] / scale
+    w3, b3, grid = context["c_w3"].copy(), context["c_b3"].copy(), context["c_grid"].copy()
+    w3[0] *= scale
+    b3[0] *= scale
+    b3[1] += math.log(scale)
+    grid[:, 0] *= scale
+    ctx.update(c_w3=w3, c_b3=b3, c_grid=grid)
+    return syn, ctx, [z * scale for z in latents]
+
+
+def _fit_rate(file_at, target: Target) -> tuple[bytes, float]:
+    """The file at scale 1, or, when it misses the target, the latents rescaled by bisection
+    on log(scale): --size and -q never over, --bpp within RATE_TOLERANCE."""
+    budget = target.budget_bytes
+    data = file_at(1.0)
+    explicit = target.bpp is not None
+
+    def ok(size: int) -> bool:
+        if size > budget:
+            return False
+        return not explicit or size >= (1 - RATE_TOLERANCE) * budget
+
+    if ok(len(data)):
+        return data, 1.0
+    lo, hi = (-4.0, 0.0) if len(data) > budget else (0.0, 2.0)
+    best = (data, 1.0) if len(data) <= budget else None
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        cand = file_at(math.exp(mid))
+        if len(cand) <= budget:
+            if best is None or len(cand) > len(best[0]) or len(best[0]) > budget:
+                best = (cand, math.exp(mid))
+            if ok(len(cand)):
+                return cand, math.exp(mid)
+            lo = mid
+        else:
+            hi = mid
+    if best is None:  # even the coarsest rescaling is over budget: the networks alone are
+        smallest = file_at(math.exp(-4.0))
+        if target.cap:
+            from .errors import AsmrError
+
+            raise AsmrError(f"--size {budget}: too small for this image; the smallest file would be "
+                            f"{len(smallest)} bytes")
+        return smallest, math.exp(-4.0)
+    return best

@@ -1,0 +1,166 @@
+"""Format version 3 (images): the latent pyramid, its synthesis and its context model as
+bytes, and back to pixels at any size. numpy and constriction only: no torch.
+
+Encoder side: `pack` quantises the synthesis weights (per-row steps chosen for distortion
++ lam * rate), turns the context model into the fixed-point integers both sides compute
+with, rounds the latents and codes them under that model. Decoder side: `unpack` and
+`render`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import bitstream, entropy
+from . import context_model as cm
+from .errors import AsmrError
+from .latents import NUMPY, Layout, features, macs_per_pixel, mlp, synthesize
+from .quantize import dequantize, quantize, snap_steps
+
+CONTEXT_STEP = np.array([2.0 ** -cm.WEIGHT_BITS], np.float32)
+WEIGHT_BITS_CHOICES = (6, 8, 10, 12)  # per-row precision of the synthesis weights tried by `pack`
+
+
+@dataclass
+class LatentImage:
+    """Everything the decoder rebuilds from a version-3 file."""
+
+    layout: Layout
+    synthesis: dict[str, np.ndarray]  # float32, dequantised
+    context: dict[str, np.ndarray]    # int32 fixed point
+    latents: list[np.ndarray]         # int64 grids in Layout.grids() order
+
+    def level_latents(self) -> list[np.ndarray]:
+        """latents regrouped per level as (planes, h, w) float32 arrays, level 0 first."""
+        lay = self.layout
+        out: list[list] = [[None] * len(lay.planes(lv)) for lv in range(lay.levels)]
+        for (lv, p, _), z in zip(lay.grids(), self.latents):
+            out[lv][lay.planes(lv).index(p)] = z
+        return [np.stack(g).astype(np.float32) for g in out]
+
+
+def row_steps(values: np.ndarray, bits: int) -> np.ndarray:
+    """One step per row (per tensor for vectors): the row's peak over 2^bits."""
+    groups = values.shape[0] if values.ndim > 1 else 1
+    rows = values.reshape(groups, math.prod(values.shape) // max(1, groups))
+    peak = np.abs(rows).max(axis=1, initial=0.0)
+    return snap_steps(np.maximum(peak, 1e-8) / 2.0**bits)
+
+
+def quantise_synthesis(layout: Layout, synthesis: dict[str, np.ndarray], bits: int):
+    """-> (file tensors, the decoder's dequantised weights)."""
+    tensors, weights = [], {}
+    for name, shape in layout.synthesis_shapes():
+        v = np.asarray(synthesis[name], np.float32).reshape(shape)
+        steps = row_steps(v, bits)
+        q = quantize(v, steps)
+        tensors.append(bitstream.Tensor(steps, entropy.encode(q)))
+        weights[name] = dequantize(q, steps)
+    return tensors, weights
+
+
+def context_tensors(q: dict[str, np.ndarray], n_grids: int, hidden: int) -> list[bitstream.Tensor]:
+    return [bitstream.Tensor(CONTEXT_STEP, entropy.encode(q[name])) for name, _ in cm.parameter_shapes(n_grids, hidden)]
+
+
+def pack(header: bitstream.LatentHeader, synthesis: dict[str, np.ndarray], context: dict[str, np.ndarray],
+         latents: list[np.ndarray], bits: int) -> bytes:
+    """The whole file, synthesis weights at `bits` per-row precision."""
+    layout = header.layout
+    syn_tensors, _ = quantise_synthesis(layout, synthesis, bits)
+    q = cm.to_fixed(context)
+    ints = [np.rint(z).astype(np.int64) for z in latents]
+    grids = cm.encode_grids(ints, layout.grids(), q)
+    f = bitstream.AsmrFile(header, syn_tensors + context_tensors(q, len(ints), layout.context_hidden), grids=grids)
+    return bitstream.dumps(f)
+
+
+def unpack(f: bitstream.AsmrFile) -> LatentImage:
+    layout = f.header.layout
+    names = [n for n, _ in layout.synthesis_shapes()]
+    syn = {}
+    for (name, shape), t in zip(layout.synthesis_shapes(), f.tensors[:len(names)]):
+        syn[name] = dequantize(entropy.decode(t.coded, shape), t.steps)
+    ctx = {}
+    shapes = cm.parameter_shapes(len(layout.grids()), layout.context_hidden)
+    for (name, shape), t in zip(shapes, f.tensors[len(names):]):
+        values = entropy.decode(t.coded, shape)
+        if values.size and np.abs(values).max() >= cm.MAX_WEIGHT:
+            raise AsmrError("corrupt file: context-model weight out of range")
+        ctx[name] = values
+    latents = cm.decode_grids(f.grids, layout.grids(), ctx)
+    return LatentImage(layout, syn, ctx, latents)
+
+
+def render_native(img: LatentImage) -> np.ndarray:
+    """(C, H, W) float32 on [0, 1] (unclipped)."""
+    return synthesize(NUMPY, img.layout, img.synthesis, img.level_latents()).astype(np.float32)
+
+
+# -- any size -------------------------------------------------------------------------------
+
+def _cubic(t: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel (a = -0.5): interpolating, so the native grid is kept."""
+    t = np.abs(t)
+    a = -0.5
+    return np.where(t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1,
+                    np.where(t < 2, a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a, 0.0))
+
+
+def axis_weights(n_in: int, n_out: int, lo: int, hi: int) -> np.ndarray:
+    """(hi - lo, n_in) resampling matrix for output samples lo..hi of n_out: the identity on
+    the native grid, bicubic when enlarging, the exact area average when reducing."""
+    if n_out == n_in:
+        return np.eye(n_in, dtype=np.float64)[lo:hi]
+    out = np.arange(lo, hi, dtype=np.float64)
+    w = np.zeros((hi - lo, n_in))
+    if n_out > n_in:
+        x = (out + 0.5) * n_in / n_out - 0.5
+        base = np.floor(x).astype(np.int64)
+        for k in range(-1, 3):
+            idx = base + k
+            w[np.arange(hi - lo), np.clip(idx, 0, n_in - 1)] += _cubic(x - idx)
+        return w
+    step = n_in / n_out
+    for i, o in enumerate(out):
+        a, b = o * step, (o + 1) * step
+        for j in range(int(math.floor(a)), min(n_in, int(math.ceil(b)))):
+            w[i, j] = (min(b, j + 1) - max(a, j)) / step
+    return w
+
+
+def render(img: LatentImage, out_size: tuple[int, int], top_left: tuple[int, int],
+           bottom_right: tuple[int, int]) -> np.ndarray:
+    """The rows/columns [top_left, bottom_right) of the image rendered at out_size (oh, ow):
+    (C, rows, cols). Reducing both axes averages the native output over each output pixel's
+    area; otherwise the synthesis features are resampled (bicubic along enlarged axes) and
+    the per-pixel stage runs on the output samples, so the network itself draws them."""
+    lay = img.layout
+    (oh, ow), (y0, x0), (y1, x1) = out_size, top_left, bottom_right
+    wy = axis_weights(lay.height, oh, y0, y1).astype(np.float32)
+    wx = axis_weights(lay.width, ow, x0, x1).astype(np.float32)
+    if oh <= lay.height and ow <= lay.width:
+        if (oh, ow) == (lay.height, lay.width):
+            return render_native(img)[:, y0:y1, x0:x1]
+        native = render_native(img)
+        return np.einsum("yh,chw,xw->cyx", wy, native, wx, optimize=True).astype(np.float32)
+    a = features(NUMPY, lay, img.synthesis, img.level_latents())
+    a = np.einsum("yh,fhw,xw->fyx", wy, a, wx, optimize=True).astype(np.float32)
+    rows, cols = a.shape[1:]
+    return mlp(NUMPY, lay, img.synthesis, a.reshape(a.shape[0], -1)).reshape(lay.channels, rows, cols)
+
+
+def decoder_macs(layout: Layout) -> float:
+    return macs_per_pixel(layout, cm.macs_per_latent(layout.context_hidden))
+
+
+def unshared_macs(layout: Layout) -> float:
+    """The same decoder with every level evaluated at every pixel (no activation sharing):
+    each level's modulation per pixel instead of per cell."""
+    n = layout.height * layout.width
+    per_pixel = sum(layout.features * len(layout.planes(lv)) for lv in range(layout.levels))
+    shared = sum(layout.features * len(layout.planes(lv)) * h * w for lv, (h, w) in enumerate(layout.shapes)) / n
+    return decoder_macs(layout) - shared + per_pixel

@@ -1,0 +1,315 @@
+"""Training the latent pyramid (format version 3) for rate and distortion.
+
+loss = MSE(image, synthesis) + lam * (latent bits per pixel under the context model).
+Latents start as a closed-loop Laplacian pyramid of the image in YCbCr, quantised with
+per-level steps chosen for lam, so the first step already decodes to a usable image;
+training then spends the budget where it pays. Rounding is replaced by uniform noise,
+then by straight-through rounding for the last part. Each step samples a share of the
+pixels for the distortion and of the latents for the rate (unbiased estimates of both),
+which is what makes a step cheap on a CPU. lam follows the rate target during the noise
+phase. docs/rate-distortion.md has the measurements behind the defaults.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import context_model as cm
+from .latents import ArrayOps, Layout, colour_transform, features, mlp, up2, up2_at
+
+TORCH = ArrayOps(cat=lambda xs, axis: torch.cat(xs, dim=axis), stack=lambda xs, axis: torch.stack(xs, dim=axis),
+                 relu=torch.relu)
+Progress = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class LatentFitConfig:
+    iters: int = 500
+    lam: float = 1e-3             # starting lambda (MSE on [0, 1] + lam * bpp)
+    target_bits: float | None = None  # latent bits to steer lam towards (None: lam fixed)
+    latent_lr: float = 1e-2
+    net_lr: float = 2e-3
+    final_lr_ratio: float = 0.05
+    ste_fraction: float = 0.1     # last share of the steps with true rounding
+    control: tuple[float, float] | None = None  # steer lam towards target_bits between these shares
+    pixel_fraction: float = 0.25  # pixels sampled per step (images above SAMPLE_ABOVE pixels)
+    rate_fraction: float = 0.25   # latents sampled per step for the rate (large grids)
+    time_limit: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+
+SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
+
+
+@dataclass
+class LatentFitResult:
+    synthesis: dict[str, np.ndarray]  # float32, gains folded into the modulators
+    context: dict[str, np.ndarray]    # float32 context-model weights
+    latents: list[np.ndarray]         # float32 grids in Layout.grids() order (to be rounded)
+    iterations: int
+    lam: float
+    seconds: float
+    estimated_seconds: float | None
+
+
+def level_gains(layout: Layout, lam: float) -> list[float]:
+    """Per-level quantisation step of the linear path for lam: the step at which a
+    uniform quantiser's distortion-rate slope (2 ln 2 * s^2 / 12 * energy) meets lam,
+    where energy is that of the level's upsampling kernel on the pixel grid."""
+    out = []
+    for lv, (h, w) in enumerate(layout.shapes):
+        d = torch.zeros(1, h, w)
+        d[0, h // 2, w // 2] = 1.0
+        for k in range(lv - 1, -1, -1):
+            d = up2(TORCH, d, layout.shapes[k])
+        energy = float((d**2).sum())
+        out.append(math.sqrt(6.0 * lam / (math.log(2) * energy)))
+    return out
+
+
+def residual_pyramid(layout: Layout, image: torch.Tensor) -> list[torch.Tensor]:
+    """Closed-loop Laplacian pyramid in the latent colour space, level 0 first: each level
+    holds the area average of what the coarser levels leave (in signal units)."""
+    t = torch.from_numpy(colour_transform(layout.channels)).float()
+    target = (t @ image.reshape(layout.channels, -1)).reshape(image.shape)
+    recon = torch.zeros_like(target)
+    out: list[torch.Tensor] = [torch.empty(0)] * layout.levels
+    for lv in range(layout.levels - 1, -1, -1):
+        h, w = layout.shapes[lv]
+        planes = list(layout.planes(lv))
+        resid = (target - recon)[planes]
+        if lv:
+            scale = 1 << lv
+            resid = F.pad(resid[None], (0, w * scale - layout.width, 0, h * scale - layout.height), mode="replicate")
+            resid = F.avg_pool2d(resid, scale)[0]
+        out[lv] = resid
+        full = torch.zeros(layout.channels, h, w)
+        full[planes] = resid
+        for k in range(lv - 1, -1, -1):
+            full = up2(TORCH, full, layout.shapes[k])
+        recon = recon + full
+    return out
+
+
+# Trained latents cost about this share of the empirical entropy of the rounded starting
+# pyramid at the same lam (the context model and the rate term's pruning); measured on
+# tuning images only (docs/rate-distortion.md).
+TRAINED_RATE_RATIO = 0.5
+
+
+def choose_lambda(layout: Layout, image: np.ndarray, target_bits: float,
+                  ratio: float = TRAINED_RATE_RATIO) -> float:
+    """The lam whose starting pyramid, rounded in that lam's steps, has an empirical
+    entropy of target_bits / ratio: bisection on log(lam)."""
+    pyramid = residual_pyramid(layout, torch.from_numpy(np.ascontiguousarray(image, np.float32)))
+    unit = level_gains(layout, 1.0)  # gains scale as sqrt(lam)
+
+    def bits(lam: float) -> float:
+        total = 0.0
+        for lv, r in enumerate(pyramid):
+            q = torch.round(r / (unit[lv] * math.sqrt(lam))).reshape(r.shape[0], -1)
+            for plane in q:
+                _, counts = torch.unique(plane, return_counts=True)
+                p = counts.double() / plane.numel()
+                total += float(-(counts.double() * torch.log2(p)).sum())
+        return total
+
+    lo, hi = math.log(1e-6), math.log(10.0)
+    for _ in range(20):
+        mid = (lo + hi) / 2
+        if bits(math.exp(mid)) * ratio > target_bits:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp((lo + hi) / 2)
+
+
+class LatentModel(nn.Module):
+    def __init__(self, layout: Layout, image: torch.Tensor, lam: float):
+        super().__init__()
+        self.layout = layout
+        c, f = layout.channels, layout.features
+        self.gains = level_gains(layout, lam)
+        inv = torch.from_numpy(np.linalg.inv(colour_transform(c))).float()
+        mods = []
+        for lv in range(layout.levels):
+            planes = layout.planes(lv)
+            m = torch.zeros(f, len(planes))
+            nn.init.uniform_(m[c:], -0.05, 0.05)
+            m[:c] = inv[:, list(planes)]
+            mods.append(nn.Parameter(m))
+        self.mods = nn.ParameterList(mods)  # raw: the synthesis uses gains[l] * mods[l]
+        h = layout.hidden
+        self.b1 = nn.Parameter(torch.zeros(h))
+        self.w2 = nn.Parameter(torch.empty(h, h).uniform_(-1 / math.sqrt(max(h, 1)), 1 / math.sqrt(max(h, 1))))
+        self.b2 = nn.Parameter(torch.zeros(h))
+        self.head_w = nn.Parameter(torch.zeros(c, h))
+        self.head_b = nn.Parameter(torch.zeros(c))
+        self.latents = nn.ParameterList([nn.Parameter(z) for z in self._pyramid(image)])
+        grids = layout.grids()
+        ctx = {}
+        for name, shape in cm.parameter_shapes(len(grids), layout.context_hidden):
+            t = torch.zeros(shape)
+            if name in ("c_w1", "c_w2"):
+                nn.init.uniform_(t, -1 / math.sqrt(max(1, shape[1])), 1 / math.sqrt(max(1, shape[1])))
+            elif name == "c_w3":
+                nn.init.uniform_(t, -0.1 / math.sqrt(max(1, shape[1])), 0.1 / math.sqrt(max(1, shape[1])))
+            ctx[name] = nn.Parameter(t)
+        with torch.no_grad():  # each grid's Laplace starts at its own centre and spread
+            for k, (lv, p, _) in enumerate(grids):
+                z = self.latents[lv][layout.planes(lv).index(p)]
+                centre = float(z.mean()) if lv == layout.levels - 1 else 0.0
+                ctx["c_grid"][k, 0] = centre
+                ctx["c_grid"][k, 1] = math.log(max(0.1, float((z - centre).abs().mean())))
+        self.ctx = nn.ParameterDict(ctx)
+
+    def _pyramid(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The starting latents: the residual pyramid in each level's steps."""
+        return [r / g for r, g in zip(residual_pyramid(self.layout, image), self.gains)]
+
+    def synthesis_params(self) -> dict[str, torch.Tensor]:
+        p = {f"mod{lv}": self.mods[lv] * self.gains[lv] for lv in range(self.layout.levels)}
+        p.update(b1=self.b1, w2=self.w2, b2=self.b2, head_w=self.head_w, head_b=self.head_b)
+        return p
+
+    def render(self, latents: list[torch.Tensor], pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """(C, n) output at the flat pixel indices `pixels` (all when None)."""
+        p = self.synthesis_params()
+        if pixels is None or self.layout.levels < 2:
+            a = features(TORCH, self.layout, p, latents)
+            a = a.reshape(a.shape[0], -1)
+            return mlp(TORCH, self.layout, p, a if pixels is None else a[:, pixels])
+        # a sample of pixels: the pyramid down to level 1 (a quarter of the pixels), then the
+        # last upsampling and level 0's term at the sampled pixels only
+        rows, cols = pixels // self.layout.width, pixels % self.layout.width
+        a1 = features(TORCH, self.layout, p, latents, stop=1)
+        z0 = latents[0].reshape(latents[0].shape[0], -1)[:, pixels]
+        return mlp(TORCH, self.layout, p, up2_at(a1, rows, cols) + p["mod0"] @ z0)
+
+    def rate_bits(self, latents: list[torch.Tensor], fraction: float = 1.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """Estimated bits of all latent grids under the context model (float form of
+        context_model.predict), from a sample of the positions of large grids."""
+        lay = self.layout
+        total = torch.zeros(())
+        by_plane = {}
+        for k, (lv, plane, (h, w)) in enumerate(lay.grids()):
+            z = latents[lv][lay.planes(lv).index(plane)]
+            by_plane[(lv, plane)] = z
+            n = h * w
+            if fraction < 1 and n > SAMPLE_ABOVE:
+                m = max(1, int(n * fraction))
+                idx = torch.randint(0, n, (m,), generator=generator)
+                weight = n / m
+            else:
+                idx = torch.arange(n)
+                weight = 1.0
+            rows, cols = idx // w, idx % w
+            anchor = (rows + cols) % 2 == 0
+            centre = (rows + 1) * (w + 2) + cols + 1
+            offsets = (-(w + 2), w + 2, -1, 1)
+            pz = F.pad(z[None, None], (1, 1, 1, 1))[0, 0].reshape(-1)
+            feats = [pz[centre + o] * (~anchor) for o in offsets]
+            parent = by_plane.get((lv + 1, plane))
+            if parent is None:
+                feats += [torch.zeros(idx.shape[0])] * 5
+            else:
+                pp = F.pad(up2(TORCH, parent[None], (h, w)), (1, 1, 1, 1))[0].reshape(-1)
+                feats += [pp[centre]] + [pp[centre + o] for o in offsets]
+            feats.append(anchor.float())
+            x = torch.stack(feats, -1)
+            c = self.ctx
+            hid = torch.relu(x @ c["c_w1"].T + c["c_b1"])
+            hid = torch.relu(hid @ c["c_w2"].T + c["c_b2"])
+            out = hid @ c["c_w3"].T + c["c_b3"] + c["c_grid"][k]
+            total = total + laplace_bits(pz[centre], out[:, 0], out[:, 1]).sum() * weight
+        return total
+
+
+def laplace_bits(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """-log2 P(x) for integer-spaced x under a Laplace discretised to unit bins."""
+    scale = torch.exp(log_scale.clamp(cm.LOG_SCALE_MIN / 16, cm.LOG_SCALE_MAX / 16))
+
+    def cdf(v):
+        d = v - mean
+        return 0.5 - 0.5 * torch.sign(d) * torch.expm1(-d.abs() / scale)
+
+    p = (cdf(x + 0.5) - cdf(x - 0.5)).clamp_min(2.0**-30)
+    return -torch.log2(p)
+
+
+def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
+                progress: Progress | None = None) -> LatentFitResult:
+    """image: (C, H, W) float32 in [0, 1]."""
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    target = torch.from_numpy(np.ascontiguousarray(image, np.float32))
+    model = LatentModel(layout, target, cfg.lam)
+    n = layout.height * layout.width
+    flat = target.reshape(layout.channels, -1)
+    nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
+    opt = torch.optim.Adam([{"params": list(model.latents), "lr": cfg.latent_lr, "base": cfg.latent_lr},
+                            {"params": nets, "lr": cfg.net_lr, "base": cfg.net_lr}])
+    lam = cfg.lam
+    total = max(1, cfg.iters)
+    sample = n > SAMPLE_ABOVE and cfg.pixel_fraction < 1
+    rate_ema = None
+    step = 0
+    estimated = None
+    loop_start = time.perf_counter()
+    while step < total:
+        frac = step / total
+        ratio = cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+        for g in opt.param_groups:
+            g["lr"] = g["base"] * ratio
+        hard = step >= total - int(round(total * cfg.ste_fraction))
+        if hard:
+            zs = [z + (torch.round(z) - z).detach() for z in model.latents]
+        else:
+            zs = [z + torch.rand(z.shape, generator=gen) - 0.5 for z in model.latents]
+        pixels = torch.randint(0, n, (max(1, int(n * cfg.pixel_fraction)),), generator=gen) if sample else None
+        out = model.render(zs, pixels)
+        ref = flat if pixels is None else flat[:, pixels]
+        mse = ((out - ref) ** 2).mean()
+        bits = model.rate_bits(zs, cfg.rate_fraction, gen)
+        loss = mse + lam * bits / n
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(nets, 1.0)
+        opt.step()
+        step += 1
+        b = float(bits.detach())
+        rate_ema = b if rate_ema is None else 0.9 * rate_ema + 0.1 * b
+        if cfg.target_bits and cfg.control and cfg.control[0] * total <= step < cfg.control[1] * total and step % 5 == 0:
+            # steer lam so that the trained rate lands near the target, once the context
+            # model has learned enough for the rate estimate to mean something
+            lam *= float(np.clip((rate_ema / cfg.target_bits) ** 0.5, 0.9, 1.1))
+        if progress and (step % 10 == 0 or step == total):
+            progress(step, total, 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
+        if step == 10:
+            per_step = (time.perf_counter() - loop_start) / step
+            estimated = (time.perf_counter() - start) + per_step * (total - step)
+            if cfg.time_limit:
+                fit_in = step + int(max(0.0, cfg.time_limit - (time.perf_counter() - loop_start)) * 0.9 / per_step)
+                if fit_in < total:
+                    total = max(step + 1, fit_in)
+                    estimated = (time.perf_counter() - start) + per_step * (total - step)
+        if cfg.time_limit and time.perf_counter() - loop_start > cfg.time_limit:
+            break
+    with torch.no_grad():
+        syn = {k: v.detach().numpy().astype(np.float32) for k, v in model.synthesis_params().items()}
+        ctx = {k: v.detach().numpy().astype(np.float32) for k, v in model.ctx.items()}
+        lat = [model.latents[lv][layout.planes(lv).index(p)].detach().numpy().astype(np.float32)
+               for lv, p, _ in layout.grids()]
+    return LatentFitResult(syn, ctx, lat, step, lam, time.perf_counter() - start, estimated)
+

@@ -1,0 +1,192 @@
+"""The latent pyramid and its synthesis: format version 3's image model, written once
+for numpy (decoding) and torch (training).
+
+An image is held by integer latent grids at dyadic resolutions, level 0 at one value per
+pixel and each coarser level at half the size of the one below, in a colour space whose
+first plane is luma (YCbCr for RGB). The synthesis is ASMR's hierarchical modulation
+with latent-valued modulators: each level's grid enters through a bias-free linear map
+evaluated on that level's own cells, and the sum is carried down the pyramid by a fixed
+2x upsampling, so every coarse level is computed once per coarse cell and shared by the
+pixels under it (activation sharing). Only the last stage, a small MLP of width
+`hidden`, runs per pixel:
+
+    a_{L-1} = M_{L-1} z_{L-1};   a_l = up2(a_{l+1}) + M_l z_l;   (a_0 has C + hidden rows)
+    out = a_0[:C] + head(relu(W2 relu(a_0[C:] + b1) + b2)) + head_b
+
+The first C rows are a linear path (a Laplacian-pyramid synthesis, which is how the
+encoder initialises it); the MLP adds what is not linear. docs/method.md has the design
+and docs/rate-distortion.md the measurements.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Array = Any  # numpy.ndarray or torch.Tensor
+
+# YCbCr (BT.601, full range, chroma centred on 0): the transform the synthesis starts from.
+YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+MAX_LEVELS = 8
+MIN_COARSE = 1  # the coarsest grid keeps at least this many cells per axis
+
+
+@dataclass(frozen=True)
+class ArrayOps:
+    """The few array functions whose names differ between numpy and torch."""
+
+    cat: Callable[[list[Array], int], Array]
+    stack: Callable[[list[Array], int], Array]
+    relu: Callable[[Array], Array]
+
+
+NUMPY = ArrayOps(cat=lambda xs, axis: np.concatenate(xs, axis=axis),
+                 stack=lambda xs, axis: np.stack(xs, axis=axis),
+                 relu=lambda x: np.maximum(x, 0, out=x))
+
+
+def colour_transform(channels: int) -> np.ndarray:
+    """(C, C) matrix from the image's channels to the latent planes."""
+    t = np.eye(channels)
+    if channels >= 3:
+        t[:3, :3] = YCBCR
+    return t
+
+
+def fine_planes(channels: int) -> tuple[int, ...]:
+    """Planes that have a level-0 (one value per pixel) grid: luma and alpha; chroma
+    starts at half resolution, as in 4:2:0."""
+    return {1: (0,), 2: (0, 1), 3: (0,), 4: (0, 3)}[channels]
+
+
+def default_levels(height: int, width: int, cap: int = 7) -> int:
+    """As many levels as halve the larger side down to a few cells, at most `cap`."""
+    levels, n = 1, max(height, width)
+    while levels < cap and n > 2 * MIN_COARSE:
+        n = (n + 1) // 2
+        levels += 1
+    return levels
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The shapes of a latent pyramid: grid sizes per level and the planes each holds."""
+
+    height: int
+    width: int
+    channels: int
+    levels: int
+    hidden: int
+    context_hidden: int = 16
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        out, h, w = [], self.height, self.width
+        for _ in range(self.levels):
+            out.append((h, w))
+            h, w = (h + 1) // 2, (w + 1) // 2
+        return out
+
+    def planes(self, level: int) -> tuple[int, ...]:
+        return fine_planes(self.channels) if level == 0 else tuple(range(self.channels))
+
+    def grids(self) -> list[tuple[int, int, tuple[int, int]]]:
+        """(level, plane, shape) of every latent grid, in coding order: coarsest first."""
+        shapes = self.shapes
+        return [(lv, p, shapes[lv]) for lv in range(self.levels - 1, -1, -1) for p in self.planes(lv)]
+
+    @property
+    def features(self) -> int:
+        return self.channels + self.hidden
+
+    def synthesis_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """The synthesis parameters, in bitstream order."""
+        f, h, c = self.features, self.hidden, self.channels
+        out = [(f"mod{lv}", (f, len(self.planes(lv)))) for lv in range(self.levels)]
+        return out + [("b1", (h,)), ("w2", (h, h)), ("b2", (h,)), ("head_w", (c, h)), ("head_b", (c,))]
+
+    def latent_count(self) -> int:
+        return sum(math.prod(s) for _, _, s in self.grids())
+
+
+def up2(ops: ArrayOps, x: Array, shape: tuple[int, int]) -> Array:
+    """2x bilinear upsampling of (..., h, w) to (..., H, W), H in (2h - 1, 2h): each output
+    sample is 3/4 of its own cell and 1/4 of the nearer neighbour (edges repeated)."""
+    for axis, size in ((-2, shape[0]), (-1, shape[1])):
+        n = x.shape[axis]
+        lo = _take(x, 0, 1, axis)
+        hi = _take(x, n - 1, n, axis)
+        prev = ops.cat([lo, _take(x, 0, n - 1, axis)], axis)
+        nxt = ops.cat([_take(x, 1, n, axis), hi], axis)
+        even, odd = 0.75 * x + 0.25 * prev, 0.75 * x + 0.25 * nxt
+        y = ops.stack([even, odd], axis)  # (..., n, 2, ...) along `axis`
+        new = list(x.shape)
+        new[axis] = 2 * n
+        x = _take(y.reshape(new), 0, size, axis)
+    return x
+
+
+def _take(x: Array, start: int, stop: int, axis: int) -> Array:
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
+
+
+def features(ops: ArrayOps, layout: Layout, p: dict[str, Array], latents: list[Array], stop: int = 0) -> Array:
+    """a_stop, the modulation summed down the pyramid to level `stop`: (C + hidden, h, w)
+    (a_0: the full image). latents[l] is the level-l grid (planes, h, w); each level's
+    term is computed on its own cells."""
+    shapes = layout.shapes
+    acc = None
+    for lv in range(layout.levels - 1, stop - 1, -1):
+        z = latents[lv]
+        h, w = shapes[lv]
+        term = (p[f"mod{lv}"] @ z.reshape(z.shape[0], -1)).reshape(-1, h, w)
+        acc = term if acc is None else up2(ops, acc, (h, w)) + term
+    return acc
+
+
+def up2_at(a: Array, rows: Array, cols: Array) -> Array:
+    """up2(a) at the given full-resolution (row, col) samples only: (F, n) from a (F, h, w),
+    the same weights as `up2` (3/4 own cell, 1/4 the nearer neighbour), gathered."""
+    h, w = a.shape[1], a.shape[2]
+    i, j = rows // 2, cols // 2
+    ni = (i + 2 * (rows % 2) - 1).clip(0, h - 1)
+    nj = (j + 2 * (cols % 2) - 1).clip(0, w - 1)
+    flat = a.reshape(a.shape[0], -1)
+    return (0.5625 * flat[:, i * w + j] + 0.1875 * flat[:, ni * w + j] + 0.1875 * flat[:, i * w + nj]
+            + 0.0625 * flat[:, ni * w + nj])
+
+
+def mlp(ops: ArrayOps, layout: Layout, p: dict[str, Array], a: Array) -> Array:
+    """The per-pixel stage: a (C + hidden, n) -> (C, n)."""
+    c = layout.channels
+    h = ops.relu(a[c:] + p["b1"][:, None])
+    h = ops.relu(p["w2"] @ h + p["b2"][:, None])
+    return a[:c] + p["head_w"] @ h + p["head_b"][:, None]
+
+
+def synthesize(ops: ArrayOps, layout: Layout, p: dict[str, Array], latents: list[Array]) -> Array:
+    """The image in its own channels, (C, H, W), values on the [0, 1] scale."""
+    a = features(ops, layout, p, latents)
+    return mlp(ops, layout, p, a.reshape(a.shape[0], -1)).reshape(layout.channels, layout.height, layout.width)
+
+
+def macs_per_pixel(layout: Layout, context_macs: float) -> float:
+    """Decoder MACs per pixel: each level's modulation on its cells, the upsampling (two
+    2-tap passes per feature), the per-pixel MLP, and the context model per latent."""
+    n = layout.height * layout.width
+    f, h, c = layout.features, layout.hidden, layout.channels
+    total = 0.0
+    for lv, (gh, gw) in enumerate(layout.shapes):
+        cells = gh * gw
+        total += f * len(layout.planes(lv)) * cells
+        if lv:
+            total += 2 * 2 * f * min(n, 4 * cells)
+    total += n * (h + h * h + h + c * h + c)
+    total += context_macs * layout.latent_count()
+    return total / n
