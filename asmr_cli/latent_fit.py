@@ -100,16 +100,17 @@ def residual_pyramid(layout: Layout, image: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-# Trained latents cost about this share of the empirical entropy of the rounded starting
-# pyramid at the same lam (the context model and the rate term's pruning); measured on
-# tuning images only (docs/rate-distortion.md).
-TRAINED_RATE_RATIO = 0.5
+def trained_rate_ratio(bpp: float) -> float:
+    """What trained latents cost as a share of the empirical entropy of the rounded
+    starting pyramid at the same lam (the context model and the rate term's pruning save
+    more at low rates): fitted on tuning images only (docs/rate-distortion.md)."""
+    return 0.625 * (max(bpp, 0.01) / 0.5) ** 0.2
 
 
-def choose_lambda(layout: Layout, image: np.ndarray, target_bits: float,
-                  ratio: float = TRAINED_RATE_RATIO) -> float:
+def choose_lambda(layout: Layout, image: np.ndarray, target_bits: float) -> float:
     """The lam whose starting pyramid, rounded in that lam's steps, has an empirical
-    entropy of target_bits / ratio: bisection on log(lam)."""
+    entropy of target_bits / trained_rate_ratio: bisection on log(lam)."""
+    ratio = trained_rate_ratio(target_bits / (layout.height * layout.width))
     pyramid = residual_pyramid(layout, torch.from_numpy(np.ascontiguousarray(image, np.float32)))
     unit = level_gains(layout, 1.0)  # gains scale as sqrt(lam)
 

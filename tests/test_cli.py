@@ -22,7 +22,7 @@ def test_encode_decode_stats_json(tmp_path):
     src, r = _encode(tmp_path)
     assert r.exit_code == 0, r.output
     enc = json.loads(r.stdout)
-    for key in ["bytes", "bpp", "psnr", "encode_seconds", "iterations", "macs_per_pixel", "bases", "hidden"]:
+    for key in ["bytes", "bpp", "psnr", "encode_seconds", "iterations", "macs_per_pixel", "levels", "hidden"]:
         assert key in enc
     asmr = tmp_path / "a.asmr"
     assert asmr.exists() and asmr.stat().st_size == enc["bytes"]

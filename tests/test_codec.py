@@ -66,7 +66,7 @@ def test_stats_fields(tmp_path, sample_rgb):
     res = encode_raster(sample_rgb, EncodeOptions(**FAST))
     s = read_stats(res.data, SAMPLES / "kodim08_small.png")
     for key in ["format_version", "width", "height", "channels", "bit_depth", "bytes", "bpp", "params",
-                "levels", "bases", "hidden", "macs_per_pixel", "siren_macs_per_pixel", "mac_reduction",
+                "latents", "levels", "hidden", "macs_per_pixel", "unshared_macs_per_pixel", "mac_reduction",
                 "psnr", "ssim"]:
         assert key in s
     assert s["bytes"] == len(res.data)

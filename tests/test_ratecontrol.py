@@ -43,7 +43,12 @@ def test_size_cap_never_exceeded(sample_rgb):
 
 def test_size_cap_below_any_network_refused(sample_rgb):
     with pytest.raises(AsmrError, match="needs at least"):
-        encode_raster(sample_rgb, EncodeOptions(preset="fast", iters=5, size=400, device="cpu"))
+        encode_raster(sample_rgb, EncodeOptions(preset="fast", iters=5, size=400, device="cpu", model="coordinate"))
+
+
+def test_size_cap_below_the_latent_models_smallest_file_refused(sample_rgb):
+    with pytest.raises(AsmrError, match="too small for this image"):
+        encode_raster(sample_rgb, EncodeOptions(preset="fast", iters=5, size=330, device="cpu"))
 
 
 def test_higher_quality_gives_bigger_files(sample_rgb):

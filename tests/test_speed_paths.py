@@ -110,7 +110,8 @@ def small_asmr(tmp_path_factory):
 
     from .conftest import SAMPLES
 
-    res = encode_raster(read_image(SAMPLES / "kodim08_small.png"), EncodeOptions(preset="fast", iters=80, device="cpu"))
+    res = encode_raster(read_image(SAMPLES / "kodim08_small.png"), EncodeOptions(preset="fast", iters=80, device="cpu",
+                                                                                   model="coordinate"))
     path = tmp_path_factory.mktemp("dec") / "a.asmr"
     path.write_bytes(res.data)
     return path
