@@ -78,7 +78,7 @@ def encode(image: np.ndarray, header: bitstream.LatentHeader, target: Target, pr
     budget = target.budget_bytes
     latent_bits = max(64.0, (budget - bitstream.overhead(header) - network_bytes(layout)) * 8)
     cfg = LatentFitConfig(iters=iters if iters is not None else p.iters,
-                          lam=choose_lambda(layout, image, latent_bits), target_bits=latent_bits,
+                          lam=choose_lambda(layout, image, latent_bits),
                           time_limit=time_limit if time_limit is not None else p.time_limit,
                           seed=seed, device=device)
     result = fit_latents(layout, image, cfg, progress)

@@ -6,8 +6,9 @@ per-level steps chosen for lam, so the first step already decodes to a usable im
 training then spends the budget where it pays. Rounding is replaced by uniform noise,
 then by straight-through rounding for the last part. Each step samples a share of the
 pixels for the distortion and of the latents for the rate (unbiased estimates of both),
-which is what makes a step cheap on a CPU. lam follows the rate target during the noise
-phase. docs/rate-distortion.md has the measurements behind the defaults.
+which is what makes a step cheap on a CPU. lam is chosen before training from the
+starting pyramid (choose_lambda); the encoder fits the exact rate afterwards.
+docs/rate-distortion.md has the measurements behind the defaults.
 """
 
 from __future__ import annotations
@@ -34,12 +35,10 @@ Progress = Callable[[int, int, float], None]
 class LatentFitConfig:
     iters: int = 500
     lam: float = 1e-3             # starting lambda (MSE on [0, 1] + lam * bpp)
-    target_bits: float | None = None  # latent bits to steer lam towards (None: lam fixed)
     latent_lr: float = 1e-2
     net_lr: float = 2e-3
     final_lr_ratio: float = 0.05
     ste_fraction: float = 0.1     # last share of the steps with true rounding
-    control: tuple[float, float] | None = None  # steer lam towards target_bits between these shares
     pixel_fraction: float = 0.25  # pixels sampled per step (images above SAMPLE_ABOVE pixels)
     rate_fraction: float = 0.25   # latents sampled per step for the rate (large grids)
     time_limit: float | None = None
@@ -264,7 +263,6 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
     lam = cfg.lam
     total = max(1, cfg.iters)
     sample = n > SAMPLE_ABOVE and cfg.pixel_fraction < 1
-    rate_ema = None
     step = 0
     estimated = None
     loop_start = time.perf_counter()
@@ -289,12 +287,6 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         torch.nn.utils.clip_grad_norm_(nets, 1.0)
         opt.step()
         step += 1
-        b = float(bits.detach())
-        rate_ema = b if rate_ema is None else 0.9 * rate_ema + 0.1 * b
-        if cfg.target_bits and cfg.control and cfg.control[0] * total <= step < cfg.control[1] * total and step % 5 == 0:
-            # steer lam so that the trained rate lands near the target, once the context
-            # model has learned enough for the rate estimate to mean something
-            lam *= float(np.clip((rate_ema / cfg.target_bits) ** 0.5, 0.9, 1.1))
         if progress and (step % 10 == 0 or step == total):
             progress(step, total, 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
         if step == 10:
