@@ -36,8 +36,9 @@ def test_golden_file_decodes_to_its_checksum(name):
     data = (GOLDEN / name).read_bytes()
     f = bitstream.loads(data)
     assert f.version == want["version"]
-    assert [n for (n, _), t in zip(f.header.architecture.param_shapes(), f.tensors) if t.coded.predict] \
-        == want["predicted"]
+    if f.version < bitstream.LATENT_VERSION:
+        assert [n for (n, _), t in zip(f.header.architecture.param_shapes(), f.tensors) if t.coded.predict] \
+            == want["predicted"]
     px = decode_video(data).frames if f.header.kind == bitstream.KIND_VIDEO else decode_bytes(data).pixels
     assert (list(px.shape), str(px.dtype)) == (want["shape"], want["dtype"])
     assert _sha256(px) == want["sha256"]
