@@ -230,6 +230,7 @@ def _encode_latent(raster: Raster, opts: EncodeOptions, progress=None) -> Encode
     stats.update(encode_seconds=round(time.perf_counter() - start, 3), iterations=enc.iterations,
                  psnr=round(_psnr(raster, decoded), 3), psnr_unquantised=round(_psnr(raster, unquantised), 3),
                  target_bytes=target.budget_bytes, target_bpp=target.bpp, lam=enc.lam, weight_bits=enc.weight_bits,
+                 latent_scale=round(enc.scale, 4),
                  estimated_seconds=None if enc.estimated_seconds is None else round(enc.estimated_seconds, 1))
     return EncodeResult(enc.data, stats)
 

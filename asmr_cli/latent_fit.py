@@ -38,7 +38,8 @@ class LatentFitConfig:
     latent_lr: float = 1e-2
     net_lr: float = 2e-3
     final_lr_ratio: float = 0.05
-    ste_fraction: float = 0.1     # last share of the steps with true rounding
+    ste_fraction: float = 0.5     # last share of the steps with true rounding (docs/rate-distortion.md)
+    ste_synthesis: bool = False   # the synthesis sees rounded latents (straight-through) throughout
     pixel_fraction: float = 0.25  # pixels sampled per step (images above SAMPLE_ABOVE pixels)
     rate_fraction: float = 0.25   # latents sampled per step for the rate (large grids)
     time_limit: float | None = None
@@ -103,7 +104,7 @@ def trained_rate_ratio(bpp: float) -> float:
     """What trained latents cost as a share of the empirical entropy of the rounded
     starting pyramid at the same lam (the context model and the rate term's pruning save
     more at low rates): fitted on tuning images only (docs/rate-distortion.md)."""
-    return 0.625 * (max(bpp, 0.01) / 0.5) ** 0.2
+    return 0.66 * (max(bpp, 0.01) / 0.5) ** 0.2
 
 
 def choose_lambda(layout: Layout, image: np.ndarray, target_bits: float) -> float:
@@ -272,12 +273,14 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         for g in opt.param_groups:
             g["lr"] = g["base"] * ratio
         hard = step >= total - int(round(total * cfg.ste_fraction))
+        rounded = [z + (torch.round(z) - z).detach() for z in model.latents]
         if hard:
-            zs = [z + (torch.round(z) - z).detach() for z in model.latents]
+            zs = syn_zs = rounded
         else:
             zs = [z + torch.rand(z.shape, generator=gen) - 0.5 for z in model.latents]
+            syn_zs = rounded if cfg.ste_synthesis else zs
         pixels = torch.randint(0, n, (max(1, int(n * cfg.pixel_fraction)),), generator=gen) if sample else None
-        out = model.render(zs, pixels)
+        out = model.render(syn_zs, pixels)
         ref = flat if pixels is None else flat[:, pixels]
         mse = ((out - ref) ** 2).mean()
         bits = model.rate_bits(zs, cfg.rate_fraction, gen)
