@@ -56,7 +56,8 @@ def _smooth(shape: tuple[int, ...], seed: int) -> np.ndarray:
 def _clear_of_boundaries(data: bytes) -> bool:
     f = bitstream.loads(data)
     if f.version == bitstream.LATENT_VERSION:
-        from asmr_cli.latent_codec import render_native, unpack as unpack_latent
+        from asmr_cli.latent_codec import render_native
+        from asmr_cli.latent_codec import unpack as unpack_latent
 
         out = render_native(unpack_latent(f)) * 255.0
     else:
