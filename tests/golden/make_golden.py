@@ -10,8 +10,9 @@ stand for what earlier builds wrote, and the checksums for what they decoded to.
   finest latent grid is coded as residuals along time (the version-2 feature); the
   image is too small for prediction to pay.
 - image_v3.asmr: a 12 x 10 image as format version 3 (the latent pyramid with a 4-wide
-  synthesis MLP; an image this small gets the static per-grid Laplace, context width 0); written by `python tests/golden/make_golden.py v3`, which leaves
-  the older files alone.
+  synthesis MLP; an image this small gets the static per-grid Laplace, context width
+  0); written by `python tests/golden/make_golden.py v3`, which leaves the older files
+  alone.
 - image_v1.asmr: the same network as image_v2.asmr as version 1 stored it: every tensor
   coded without prediction, version byte 1 (version 1 is version 2 without prediction;
   the version byte lies outside both checksums).
