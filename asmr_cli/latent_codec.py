@@ -97,7 +97,13 @@ def unpack(f: bitstream.AsmrFile) -> LatentImage:
 
 def render_native(img: LatentImage) -> np.ndarray:
     """(C, H, W) float32 on [0, 1] (unclipped)."""
-    return synthesize(NUMPY, img.layout, img.synthesis, img.level_latents()).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # a hostile file's weights may overflow
+        out = synthesize(NUMPY, img.layout, img.synthesis, img.level_latents()).astype(np.float32)
+    return _finite(out)
+
+
+def _finite(out: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
 
 
 # -- any size -------------------------------------------------------------------------------
@@ -110,26 +116,35 @@ def _cubic(t: np.ndarray) -> np.ndarray:
                     np.where(t < 2, a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a, 0.0))
 
 
-def axis_weights(n_in: int, n_out: int, lo: int, hi: int) -> np.ndarray:
-    """(hi - lo, n_in) resampling matrix for output samples lo..hi of n_out: the identity on
-    the native grid, bicubic when enlarging, the exact area average when reducing."""
-    if n_out == n_in:
-        return np.eye(n_in, dtype=np.float64)[lo:hi]
+def axis_taps(n_in: int, n_out: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resampling of one axis for output samples lo..hi of n_out, as (indices, weights),
+    both (hi - lo, taps): the identity on the native grid, bicubic when enlarging, the
+    exact area average when reducing."""
     out = np.arange(lo, hi, dtype=np.float64)
-    w = np.zeros((hi - lo, n_in))
+    if n_out == n_in:
+        return np.arange(lo, hi)[:, None], np.ones((hi - lo, 1))
     if n_out > n_in:
         x = (out + 0.5) * n_in / n_out - 0.5
-        base = np.floor(x).astype(np.int64)
-        for k in range(-1, 3):
-            idx = base + k
-            w[np.arange(hi - lo), np.clip(idx, 0, n_in - 1)] += _cubic(x - idx)
-        return w
+        idx = np.floor(x).astype(np.int64)[:, None] + np.arange(-1, 3)
+        return np.clip(idx, 0, n_in - 1), _cubic(x[:, None] - idx)
     step = n_in / n_out
-    for i, o in enumerate(out):
-        a, b = o * step, (o + 1) * step
-        for j in range(int(math.floor(a)), min(n_in, int(math.ceil(b)))):
-            w[i, j] = (min(b, j + 1) - max(a, j)) / step
-    return w
+    taps = int(math.ceil(step)) + 1
+    first = np.floor(out * step).astype(np.int64)
+    idx = first[:, None] + np.arange(taps)
+    a, b = (out * step)[:, None], ((out + 1) * step)[:, None]
+    w = np.clip(np.minimum(b, idx + 1) - np.maximum(a, idx), 0, None) / step
+    return np.clip(idx, 0, n_in - 1), w
+
+
+def _resample(x: np.ndarray, taps: tuple[np.ndarray, np.ndarray], axis: int) -> np.ndarray:
+    idx, w = taps
+    shape = [1] * x.ndim
+    shape[axis] = idx.shape[0]
+    out = None
+    for k in range(idx.shape[1]):
+        term = np.take(x, idx[:, k], axis=axis) * w[:, k].astype(np.float32).reshape(shape)
+        out = term if out is None else out + term
+    return out
 
 
 def render(img: LatentImage, out_size: tuple[int, int], top_left: tuple[int, int],
@@ -140,17 +155,18 @@ def render(img: LatentImage, out_size: tuple[int, int], top_left: tuple[int, int
     the per-pixel stage runs on the output samples, so the network itself draws them."""
     lay = img.layout
     (oh, ow), (y0, x0), (y1, x1) = out_size, top_left, bottom_right
-    wy = axis_weights(lay.height, oh, y0, y1).astype(np.float32)
-    wx = axis_weights(lay.width, ow, x0, x1).astype(np.float32)
+    ty, tx = axis_taps(lay.height, oh, y0, y1), axis_taps(lay.width, ow, x0, x1)
     if oh <= lay.height and ow <= lay.width:
         if (oh, ow) == (lay.height, lay.width):
             return render_native(img)[:, y0:y1, x0:x1]
-        native = render_native(img)
-        return np.einsum("yh,chw,xw->cyx", wy, native, wx, optimize=True).astype(np.float32)
-    a = features(NUMPY, lay, img.synthesis, img.level_latents())
-    a = np.einsum("yh,fhw,xw->fyx", wy, a, wx, optimize=True).astype(np.float32)
-    rows, cols = a.shape[1:]
-    return mlp(NUMPY, lay, img.synthesis, a.reshape(a.shape[0], -1)).reshape(lay.channels, rows, cols)
+        native = np.clip(render_native(img), 0, 1)
+        return _resample(_resample(native, ty, 1), tx, 2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = features(NUMPY, lay, img.synthesis, img.level_latents())
+        a = _resample(_resample(a, ty, 1), tx, 2)
+        rows, cols = a.shape[1:]
+        out = mlp(NUMPY, lay, img.synthesis, a.reshape(a.shape[0], -1)).reshape(lay.channels, rows, cols)
+    return _finite(out)
 
 
 def decoder_macs(layout: Layout) -> float:

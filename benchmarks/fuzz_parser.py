@@ -79,7 +79,23 @@ def seeds() -> list[bytes]:
     if hasattr(codec, "decode_video"):
         files.append(_file(H(bitstream.KIND_VIDEO, (3, 6, 7), 3, 8, ((1, 3), (2, 3), (1, 7)), 6, 1, 30.0, 25, 1),
                            rng))
+    if hasattr(bitstream, "LatentHeader"):
+        L = bitstream.LatentHeader
+        files += [_latent_file(L((13, 21), 3, 8, 4, 4, 4), rng), _latent_file(L((9, 5), 1, 16, 2, 2, 0), rng),
+                  _latent_file(L((1, 1), 4, 8, 1, 0, 0), rng), _latent_file(L((6, 40), 2, 8, 5, 3, 2), rng)]
     return files
+
+
+def _latent_file(header, rng: np.random.Generator) -> bytes:
+    """A valid version-3 file with random weights and latents."""
+    from asmr_cli import context_model as cm
+    from asmr_cli.latent_codec import pack
+
+    layout = header.layout
+    synthesis = {n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in layout.synthesis_shapes()}
+    context = {n: rng.normal(0, 0.5, s) for n, s in cm.parameter_shapes(len(layout.grids()), layout.context_hidden)}
+    latents = [rng.laplace(0, 2, s) for _, _, s in layout.grids()]
+    return pack(header, synthesis, context, latents, 8)
 
 
 # -- container surgery -------------------------------------------------------------------
@@ -126,8 +142,26 @@ def _resize(b: bytes, rng: np.random.Generator) -> bytes:
     return b + extra if rng.random() < 0.5 else extra + b
 
 
-def _extreme_header(header: bytes, rng: np.random.Generator) -> bytes:
+def _extreme_latent_header(header: bytes, rng: np.random.Generator) -> bytes:
+    """A version-3 header with one field set to an extreme value."""
+    h = bitstream._parse_latent_header(header)
+    name = str(rng.choice(["kind", "sizes", "channels", "bit_depth", "levels", "hidden", "context_hidden"]))
+    if name == "sizes":
+        sizes = list(h.sizes)
+        sizes[int(rng.integers(0, 2))] = int(rng.choice(U32 + [60000, 1 << 20, (1 << 20) + 1]))
+        h = dataclasses.replace(h, sizes=tuple(sizes))
+    else:
+        h = dataclasses.replace(h, **{name: int(rng.choice(U32[:6] + [7, 8, 9, 64, 65]))})
+    try:
+        return bitstream._pack_latent_header(h)
+    except (struct.error, OverflowError):
+        return header
+
+
+def _extreme_header(header: bytes, rng: np.random.Generator, version: int = bitstream.VERSION) -> bytes:
     """Re-pack the header with one field set to an extreme value (or a changed axis/level count)."""
+    if version == bitstream.LATENT_VERSION:
+        return _extreme_latent_header(header, rng)
     h = bitstream._parse_header(header)
     name = str(rng.choice(["kind", "sizes", "channels", "bit_depth", "bases", "hidden", "latent_dim",
                            "w0", "fps_num", "fps_den", "dims", "levels", "fit"]))
@@ -170,6 +204,7 @@ def _extreme_header(header: bytes, rng: np.random.Generator) -> bytes:
 def mutate(data: bytes, rng: np.random.Generator, pool: list[bytes]) -> tuple[str, bytes]:
     """One mutant of a valid file and the name of the mutation."""
     header, payload = split(data)
+    version = data[4]
     r = rng.random()
     # -- raw mutations: the CRCs catch most of these
     if r < 0.10:
@@ -189,24 +224,25 @@ def mutate(data: bytes, rng: np.random.Generator, pool: list[bytes]) -> tuple[st
         return "raw_lengths", bytes(out)
     # -- re-serialised with correct lengths and CRCs: the field checks and the decoder run
     if r < 0.40:
-        return "crc_header_field", join(_extreme_header(header, rng), payload)
+        return "crc_header_field", join(_extreme_header(header, rng, version), payload, version)
     if r < 0.50:
-        return "crc_header_bytes", join(_bytes_mutate(header, rng), payload)
+        return "crc_header_bytes", join(_bytes_mutate(header, rng), payload, version)
     if r < 0.53:
-        return "crc_header_resize", join(_resize(header, rng), payload)
+        return "crc_header_resize", join(_resize(header, rng), payload, version)
     if r < 0.75:
-        return "crc_payload_bytes", join(header, _bytes_mutate(payload, rng))
+        return "crc_payload_bytes", join(header, _bytes_mutate(payload, rng), version)
     if r < 0.82:
-        return "crc_payload_resize", join(header, _resize(payload, rng))
+        return "crc_payload_resize", join(header, _resize(payload, rng), version)
     if r < 0.90:  # a stretch of random bytes: the range decoder sees noise
         out = bytearray(payload)
         if out:
             start = int(rng.integers(0, len(out)))
             n = min(len(out) - start, int(rng.integers(1, 256)))
             out[start:start + n] = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-        return "crc_payload_noise", join(header, bytes(out))
+        return "crc_payload_noise", join(header, bytes(out), version)
     if r < 0.92:
-        return "crc_version", join(header, payload, version=int(rng.choice([0, 3, 255])))
+        other = [v for v in (0, 1, 2, 3, 4, 255) if v != version]
+        return "crc_version", join(header, payload, version=int(rng.choice(other)))
     # -- whole files written by the library around an odd but well-formed header
     return "synth_huge", synth(rng)
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from asmr_cli import bitstream
 from asmr_cli import context_model as cm
 from asmr_cli.codec import EncodeOptions, decode_bytes, encode_raster, read_stats, render_image
-from asmr_cli.latent_codec import axis_weights, unpack
+from asmr_cli.latent_codec import _resample, axis_taps, unpack
 from asmr_cli.latent_fit import TORCH, LatentModel, laplace_bits
 from asmr_cli.latents import NUMPY, Layout, default_levels, features, synthesize, up2
 from asmr_cli.media import Raster
@@ -197,10 +197,13 @@ def test_any_resolution_native_region_is_the_crop_and_other_sizes_render():
     assert render_image(data, size=(7, 5)).pixels.shape == (5, 7, 3)
 
 
-def test_axis_weights_preserve_constants():
-    for n_in, n_out in [(10, 23), (23, 10), (7, 7), (5, 1)]:
-        w = axis_weights(n_in, n_out, 0, n_out)
+def test_axis_taps_preserve_constants_and_area():
+    for n_in, n_out in [(10, 23), (23, 10), (7, 7), (5, 1), (60000, 60000)]:
+        idx, w = axis_taps(n_in, n_out, 0, n_out)
         np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-9)
+        assert idx.min() >= 0 and idx.max() < n_in
+    x = np.arange(12.0)[None, :, None]
+    np.testing.assert_allclose(_resample(x, axis_taps(12, 4, 0, 4), 1).ravel(), [1, 4, 7, 10])
 
 
 def test_stats_of_a_latent_file():
