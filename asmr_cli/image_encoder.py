@@ -78,7 +78,7 @@ def encode(image: np.ndarray, header: bitstream.LatentHeader, target: Target, pr
     budget = target.budget_bytes
     latent_bits = max(64.0, (budget - bitstream.overhead(header) - network_bytes(layout)) * 8)
     cfg = LatentFitConfig(iters=iters if iters is not None else p.iters,
-                          lam=choose_lambda(layout, image, latent_bits),
+                          lam=choose_lambda(layout, image, latent_bits), target_bits=latent_bits,
                           time_limit=time_limit if time_limit is not None else p.time_limit,
                           seed=seed, device=device)
     result = fit_latents(layout, image, cfg, progress)
@@ -99,11 +99,13 @@ def encode(image: np.ndarray, header: bitstream.LatentHeader, target: Target, pr
             best = (score, bits)
     bits = best[1]
 
-    def file_at(scale: float) -> bytes:
-        syn, ctx, lat = rescale(result.synthesis, result.context, result.latents, scale)
+    order = _prune_order(result.latents)
+
+    def file_at(scale: float = 1.0, prune: int = 0) -> bytes:
+        syn, ctx, lat = rescale(result.synthesis, result.context, _pruned(result.latents, order, prune), scale)
         return pack(header, syn, ctx, lat, bits)
 
-    data, scale = _fit_rate(file_at, target)
+    data, scale = _fit_rate(file_at, target, len(order[0]))
     return LatentEncoding(data, result.iterations, result.lam, scale, bits, result.estimated_seconds, unquantised)
 
 
@@ -133,11 +135,38 @@ def rescale(synthesis: dict[str, np.ndarray], context: dict[str, np.ndarray], la
     return syn, ctx, [z * scale for z in latents]
 
 
-def _fit_rate(file_at, target: Target) -> tuple[bytes, float]:
-    """The file at scale 1, or, when it misses the target, the latents rescaled by bisection
-    on log(scale): --size and -q never over, --bpp within RATE_TOLERANCE."""
+def _prune_order(latents: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The latents that round to +-1, as (grid, flat index), weakest first: dropping one
+    to 0 saves a few bits for about a quantisation step's error."""
+    grid, index, weight = [], [], []
+    for k, z in enumerate(latents):
+        flat = z.ravel()
+        ones = np.flatnonzero(np.abs(np.rint(flat)) == 1)
+        grid.append(np.full(ones.size, k))
+        index.append(ones)
+        weight.append(np.abs(flat[ones]))
+    order = np.argsort(np.concatenate(weight), kind="stable")
+    return np.concatenate(grid)[order], np.concatenate(index)[order]
+
+
+def _pruned(latents: list[np.ndarray], order: tuple[np.ndarray, np.ndarray], count: int) -> list[np.ndarray]:
+    if count == 0:
+        return latents
+    out = [z.copy() for z in latents]
+    for k in np.unique(order[0][:count]):
+        pick = order[1][:count][order[0][:count] == k]
+        out[k].reshape(-1)[pick] = 0.0
+    return out
+
+
+def _fit_rate(file_at, target: Target, prunable: int) -> tuple[bytes, float]:
+    """The file as trained when it meets the target (the fit steers lam towards it).
+    Over budget: the weakest +-1 latents dropped to 0, as few as needed (bisection).
+    Failing that, or an explicit --bpp missed from below by more than RATE_TOLERANCE, the
+    latents rescaled (bisection on log(scale); this requantises them, which costs
+    quality). --size and -q never over, --bpp within RATE_TOLERANCE."""
     budget = target.budget_bytes
-    data = file_at(1.0)
+    data = file_at()
     explicit = target.bpp is not None
 
     def ok(size: int) -> bool:
@@ -147,6 +176,15 @@ def _fit_rate(file_at, target: Target) -> tuple[bytes, float]:
 
     if ok(len(data)):
         return data, 1.0
+    if len(data) > budget and prunable and len(file_at(prune=prunable)) <= budget:
+        lo, hi = 0, prunable
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if len(file_at(prune=mid)) <= budget:
+                hi = mid
+            else:
+                lo = mid
+        return file_at(prune=hi), 1.0
     lo, hi = (-4.0, 0.0) if len(data) > budget else (0.0, 2.0)
     best = (data, 1.0) if len(data) <= budget else None
     for _ in range(14):

@@ -40,6 +40,7 @@ class LatentFitConfig:
     final_lr_ratio: float = 0.05
     ste_fraction: float = 0.5     # last share of the steps with true rounding (docs/rate-distortion.md)
     ste_synthesis: bool = False   # the synthesis sees rounded latents (straight-through) throughout
+    target_bits: float | None = None  # steer lam towards this many latent bits while rounding
     pixel_fraction: float = 0.25  # pixels sampled per step (images above SAMPLE_ABOVE pixels)
     rate_fraction: float = 0.25   # latents sampled per step for the rate (large grids)
     time_limit: float | None = None
@@ -48,6 +49,10 @@ class LatentFitConfig:
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
+# at most this many pixels (latents per grid) a step: a large photo's step costs about
+# what a Kodak image's does, apart from the pyramid's coarse levels (issue: encode time)
+MAX_SAMPLED_PIXELS = 1 << 17
+MAX_SAMPLED_LATENTS = 1 << 17
 
 
 @dataclass
@@ -208,7 +213,7 @@ class LatentModel(nn.Module):
             by_plane[(lv, plane)] = z
             n = h * w
             if fraction < 1 and n > SAMPLE_ABOVE:
-                m = max(1, int(n * fraction))
+                m = max(1, min(int(n * fraction), MAX_SAMPLED_LATENTS))
                 idx = torch.randint(0, n, (m,), generator=generator)
                 weight = n / m
             else:
@@ -262,6 +267,7 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
     opt = torch.optim.Adam([{"params": list(model.latents), "lr": cfg.latent_lr, "base": cfg.latent_lr},
                             {"params": nets, "lr": cfg.net_lr, "base": cfg.net_lr}])
     lam = cfg.lam
+    rate = None
     total = max(1, cfg.iters)
     sample = n > SAMPLE_ABOVE and cfg.pixel_fraction < 1
     step = 0
@@ -279,12 +285,20 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         else:
             zs = [z + torch.rand(z.shape, generator=gen) - 0.5 for z in model.latents]
             syn_zs = rounded if cfg.ste_synthesis else zs
-        pixels = torch.randint(0, n, (max(1, int(n * cfg.pixel_fraction)),), generator=gen) if sample else None
+        count = max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS))
+        pixels = torch.randint(0, n, (count,), generator=gen) if sample else None
         out = model.render(syn_zs, pixels)
         ref = flat if pixels is None else flat[:, pixels]
         mse = ((out - ref) ** 2).mean()
         bits = model.rate_bits(zs, cfg.rate_fraction, gen)
         loss = mse + lam * bits / n
+        if hard and cfg.target_bits:
+            # with true rounding the bit estimate is what the coder will spend: steer lam so
+            # the file lands on the rate (rescaling latents afterwards costs ~3 dB)
+            b = float(bits.detach())
+            rate = b if rate is None else 0.8 * rate + 0.2 * b
+            if step % 5 == 0:
+                lam *= float(np.clip(rate / cfg.target_bits, 0.9, 1.11))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets, 1.0)
