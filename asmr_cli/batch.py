@@ -354,12 +354,12 @@ def _run_local(jobs: list[Job], task: Task, workers: int, threads: int, done: Ca
                 except (EOFError, OSError):
                     pass
                 job, w.job = w.job, None
-                if reply is None:  # the process died under this job (out of memory, a signal)
+                if reply is None or not w.process.is_alive():  # died under this job or just after it
                     w.stop(now=True)
                     pool.remove(w)
-                    code = w.process.exitcode
-                    reply = ("failed", None, f"{job.input}: the worker process died (exit code {code}; "
-                                             "out of memory?)")
+                if reply is None:
+                    reply = ("failed", None, f"{job.input}: the worker process died (exit code "
+                                             f"{w.process.exitcode}; out of memory?)")
                 done(job, reply)
         clean = True
     finally:

@@ -94,6 +94,9 @@ def test_expand_and_plan(tree, tmp_path):
     batch = plan_batch("encode", [tree / "sub", tree / "kodim08_small.png"], tmp_path / "o")  # a clip's frames
     assert sorted(j.output for j in batch.jobs) == sorted(str(tmp_path / "o" / p) for p in
                                                           ["sub.asmr", "kodim08_small.asmr"])
+    from asmr_cli.entry import plain_decode_args
+
+    assert plain_decode_args(["decode", "archive/*.asmr"]) is None  # the fast path leaves globs to the batch
     assert worker_plan(16, cores=2) == (2, 1) and worker_plan(1, cores=8) == (1, 8)
     assert worker_plan(3, cores=16) == (3, 5) and worker_plan(16, threads=2, cores=8) == (4, 2)
 
