@@ -4,7 +4,7 @@ worker with every core's threads: `--jobs 1 --threads CORES`), by the local pool
 (`--ray`, one CPU each). Prints wall time, files/minute, peak RSS and whether every
 mode wrote the same bytes.
 
-    python benchmarks/batch.py               # 16 images, about 15 min on 2 cores
+    python benchmarks/batch.py               # 16 images, about 6 min on 2 cores
     python benchmarks/batch.py --images 4    # a quick look
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -85,13 +86,16 @@ def run_mode(name: str, src: Path, out: Path, extra: list[str], watch: list[int]
     cmd = [sys.executable, "-m", "asmr_cli", "encode", str(src), "-r", "-o", str(out), "--preset", "fast",
            "--quiet", *extra]
     start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.Popen(cmd, cwd=ROOT)
     with PeakRSS([p.pid, *watch]) as mem:
         code = p.wait()
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # asmr and its workers (not Ray's: not our children)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     files = len(list(out.rglob("*.asmr")))
     print(f"{name}: {files} files, {wall:.1f} s, exit {code}", flush=True)
-    return {"mode": name, "wall": wall, "files": files, "largest": mem.largest, "total": mem.total,
+    return {"mode": name, "wall": wall, "cpu": cpu, "files": files, "largest": mem.largest, "total": mem.total,
             "digest": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*.asmr")}}
 
 
@@ -165,11 +169,14 @@ def main() -> None:
         table = []
         for r in rows:
             table.append([r["mode"], f"{r['wall']:.1f}", f"{r['files'] * 60 / r['wall']:.2f}",
-                          f"{base['wall'] / r['wall']:.2f}x", f"{r['largest'] / 2**20:.0f}",
+                          f"{base['wall'] / r['wall']:.2f}x",
+                          f"{r['cpu'] / r['files']:.1f}" if "Ray" not in r["mode"] else "(on the cluster)",
+                          f"{r['largest'] / 2**20:.0f}",
                           f"{r['total'] / 2**20:.0f}", "yes" if r["digest"] == base["digest"] else "NO"])
         print()
         print(f"{len(paths)} Kodak images at half size, --preset fast, {args.cores} cores")
-        print(markdown_table(["mode", "wall s", "files/min", "speed-up", "peak RSS, largest process (MB)",
+        print(markdown_table(["mode", "wall s", "files/min", "speed-up", "CPU s per file",
+                              "peak RSS, largest process (MB)",
                               "peak RSS, all processes (MB)", "same bytes as one process"], table))
         if ray_start is not None:
             print(f"\nRay cluster start-up (not counted above): {ray_start:.1f} s; the Ray row's 'all processes' "
