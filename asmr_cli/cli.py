@@ -117,10 +117,10 @@ def encode(
     from .codec import EncodeOptions
     from .media import read_image
 
+    opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, bases=bases, hidden=hidden,
+                         latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
+                         device=device, max_pixels=max_pixels)  # the same options for one file and for a batch
     if _is_batch(inputs, recursive, ray):
-        opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, bases=bases, hidden=hidden,
-                             latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
-                             device=device, max_pixels=max_pixels)
         _run_batch("encode", inputs, output, opts, frames, recursive, force, jobs, threads, ray, quiet, as_json)
         return
     input = inputs[0]
@@ -131,9 +131,6 @@ def encode(
         _refuse_overwrite(out, force)
         clip = _read_clip(input, frames)
         raster = read_image(input, max_pixels) if clip is None else None
-        opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, bases=bases, hidden=hidden,
-                             latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
-                             device=device, max_pixels=max_pixels)
         show = not quiet and err.is_terminal
         if show:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

@@ -142,7 +142,7 @@ def _gone(pids: list[int], timeout: float = 20.0) -> bool:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc and ps")
 def test_interrupted_batch_resumes(tree, tmp_path):
     out = tmp_path / "enc"
-    slow = ["--preset", "fast", "--iters", "600", "--device", "cpu", "--seed", "3"]
+    slow = ["--preset", "fast", "--iters", "300", "--device", "cpu", "--seed", "3"]
     p = _start(["encode", str(tree), "-r", "-o", str(out), "--jobs", "1", "--json", *slow])
     end = time.monotonic() + 240
     while not list(out.rglob("*.asmr")):
