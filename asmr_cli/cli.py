@@ -76,10 +76,13 @@ def _print_json(obj: dict) -> None:
 
 @app.command()
 def encode(
-    input: Path = typer.Argument(..., help="Image (PNG, JPEG, WebP, TIFF, ...) or video (MP4, MOV, MKV, WebM, "
-                                           "GIF, Y4M, a folder of numbered frames) to compress."),
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT...",
+                                        help="Image (PNG, JPEG, WebP, TIFF, ...) or video (MP4, MOV, MKV, WebM, "
+                                             "GIF, Y4M, a folder of numbered frames) to compress. Several inputs, "
+                                             "a glob or --recursive make a batch (docs/batch.md)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="Output .asmr (default: next to the input)."),
+                                          help="Output .asmr (default: next to the input); for a batch, a folder "
+                                               "that mirrors the inputs' tree."),
     preset: str = typer.Option("default", "--preset", "-p", help="Effort: fast | default | high."),
     quality: Optional[float] = typer.Option(None, "-q", "--quality",
                                             help="0-100, higher is larger and better (default 75)."),
@@ -100,11 +103,27 @@ def encode(
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames START:END (0-based, END excluded)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout (a batch: one per "
+                                                          "file, then a summary)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Batch: the images and videos under each folder."),
+    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help="Batch: worker processes (default: from the "
+                                                                  "cores and --threads)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Batch: torch threads per job (default: cores "
+                                                                  "/ jobs; with --ray 1 CPU per task)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Batch: run the jobs on the Ray cluster at ADDRESS "
+                                                          "(host:port, ray://..., or auto); needs asmr[ray]."),
 ) -> None:
     """Fit a network to an image or a clip and write it as an .asmr file."""
     from .codec import EncodeOptions
     from .media import read_image
+
+    opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, bases=bases, hidden=hidden,
+                         latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
+                         device=device, max_pixels=max_pixels)  # the same options for one file and for a batch
+    if _is_batch(inputs, recursive, ray):
+        _run_batch("encode", inputs, output, opts, frames, recursive, force, jobs, threads, ray, quiet, as_json)
+        return
+    input = inputs[0]
 
     try:
         out = _output_path(input, output, ".asmr")
@@ -112,9 +131,6 @@ def encode(
         _refuse_overwrite(out, force)
         clip = _read_clip(input, frames)
         raster = read_image(input, max_pixels) if clip is None else None
-        opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, bases=bases, hidden=hidden,
-                             latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
-                             device=device, max_pixels=max_pixels)
         show = not quiet and err.is_terminal
         if show:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -144,9 +160,12 @@ def encode(
 
 @app.command()
 def decode(
-    input: Path = typer.Argument(..., help=".asmr file."),
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help=".asmr file. Several files, a glob or "
+                                                                       "--recursive make a batch (docs/batch.md)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image (.png .jpg .webp .tif) or "
-                                         "video (.mp4 .mov .mkv .avi .webm .gif .y4m, or a folder/ for PNG frames)."),
+                                         "video (.mp4 .mov .mkv .avi .webm .gif .y4m, or a folder/ for PNG frames); "
+                                         "for a batch, a folder that mirrors the inputs' tree (images .png, videos "
+                                         ".mp4)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: decode frames START:END only."),
     size: Optional[str] = typer.Option(None, "--size", help="Render at WIDTHxHEIGHT, e.g. 1536x1024."),
@@ -155,10 +174,35 @@ def decode(
     height: Optional[int] = typer.Option(None, "--height", help="Render this high (aspect kept)."),
     region: Optional[str] = typer.Option(None, "--region", help="Render only X,Y,WIDTH,HEIGHT of the output."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse files declaring more pixels."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout (a batch: one per "
+                                                          "file, then a summary)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Batch: the .asmr files under each folder."),
+    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help="Batch: worker processes (default: one per core)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Batch: threads per job."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Batch: run the jobs on the Ray cluster at ADDRESS "
+                                                          "(host:port, ray://..., or auto); needs asmr[ray]."),
+    quiet: bool = typer.Option(False, "--quiet", help="Batch: no progress display or per-file lines."),
 ) -> None:
     """Rebuild the network and render the image (at any size, or only a region)."""
     from .decoding import decode_file
+
+    if _is_batch(inputs, recursive, ray):
+        from .jobs import DecodeOptions
+        from .sizes import parse_region, parse_size
+
+        try:  # a bad --size or --region is the command's error, not every file's
+            if size is not None:
+                parse_size(size)
+            if region is not None:
+                parse_region(region)
+        except AsmrError as exc:
+            _fail(exc)
+            return
+        opts = DecodeOptions(frames, size, scale, width, height, region, max_pixels)
+        _run_batch("decode", inputs, Path(output) if output is not None else None, opts, None, recursive, force,
+                   jobs, threads, ray, quiet, as_json)
+        return
+    input = inputs[0]
 
     try:
         summary = decode_file(input, output, force, frames, size, scale, width, height, region, max_pixels)
@@ -201,17 +245,15 @@ def stats(
 
 def _read_clip(path: Path, frames: Optional[str]):
     """The clip to encode, or None when the input is an image."""
-    from .video import is_video_path, parse_frames, read_video
+    from .jobs import read_clip
 
-    if not is_video_path(path) and frames is None:
-        return None
-    return read_video(path, parse_frames(frames))
+    return read_clip(path, frames)
 
 
 def _encode_any(raster, clip, opts, progress=None):
-    from .codec import encode_clip, encode_raster
+    from .jobs import encode_any
 
-    return encode_raster(raster, opts, progress) if clip is None else encode_clip(clip, opts, progress)
+    return encode_any(raster, clip, opts, progress)
 
 
 def _holds_video(path: Path) -> bool:
@@ -254,3 +296,82 @@ def run() -> None:
         err.print("asmr: error: out of memory (try a smaller --region or --scale, or a smaller input)",
                   markup=False, soft_wrap=True)
         sys.exit(1)
+
+
+# -- batch: many inputs through batch.py (local worker processes or Ray) ----------------------
+
+def _is_batch(inputs: list[Path], recursive: bool, ray: Optional[str]) -> bool:
+    """Several inputs, --recursive, --ray or a glob the shell left alone; one plain input is
+    a single run, exactly as before."""
+    from .batch import GLOB_CHARS
+
+    text = str(inputs[0])
+    return (len(inputs) > 1 or recursive or ray is not None
+            or (any(c in text for c in GLOB_CHARS) and not inputs[0].exists()))
+
+
+def _run_batch(kind: str, inputs: list[Path], output: Optional[Path], opts, frames: Optional[str],
+               recursive: bool, force: bool, jobs: Optional[int], threads: Optional[int], ray: Optional[str],
+               quiet: bool, as_json: bool) -> None:
+    """One progress display for the batch, a line per file, `--json` one object per file and
+    a summary; exit 1 at the end if any file failed."""
+    import time
+    from contextlib import nullcontext
+
+    from .batch import Task, plan_batch, run_batch, summarize
+
+    start = time.perf_counter()
+    try:
+        batch = plan_batch(kind, inputs, output, recursive=recursive, force=force)
+    except AsmrError as exc:
+        _fail(exc)
+        return
+    failed = []
+    bar = task = None
+    if not quiet and err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn(f"{kind} batch"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                       TextColumn("{task.fields[failed]}"), TimeRemainingColumn(), console=err, transient=True)
+        task = bar.add_task(kind, total=batch.total, failed="")
+
+    def report(r) -> None:
+        if as_json:
+            _print_json(r.as_json())
+            sys.stdout.flush()
+        if r.status == "failed":
+            failed.append(r)
+        if not quiet:
+            if r.status == "ok" and kind == "encode":
+                s = r.stats
+                line = (f"{r.input} -> {r.output}: {s['bytes']} bytes, {s['bpp']:.3f} bpp, {s['psnr']:.2f} dB, "
+                        f"{s['encode_seconds']:.1f} s")
+            elif r.status == "ok":
+                line = f"{r.input} -> {r.output}: {r.stats['width']}x{r.stats['height']}"
+            elif r.status == "skipped":
+                line = f"{r.input}: skipped ({r.output} exists; -f redoes it)"
+            else:
+                line = f"asmr: error: {r.error}"
+            err.print(line, markup=False, soft_wrap=True)
+        if bar is not None:
+            bar.update(task, advance=1, failed=f"{len(failed)} failed" if failed else "")
+
+    try:
+        with bar if bar is not None else nullcontext():
+            results = run_batch(batch, Task(kind, opts, frames), jobs=jobs, threads=threads, ray=ray,
+                                on_result=report)
+    except AsmrError as exc:  # before any job ran: no Ray, a bad --jobs
+        _fail(exc)
+        return
+    summary = summarize(results, time.perf_counter() - start)
+    if as_json:
+        _print_json(summary)
+    if not quiet:
+        done = "encoded" if kind == "encode" else "decoded"
+        err.print(f"{summary['files']} files: {summary['ok']} {done}, {summary['skipped']} skipped, "
+                  f"{summary['failed']} failed, {summary['seconds']:.1f} s", markup=False)
+    if failed:
+        err.print(f"asmr: {len(failed)} of {summary['files']} files failed:", markup=False)
+        for r in failed:
+            err.print(f"  {r.error}", markup=False, soft_wrap=True)
+        raise typer.Exit(1)

@@ -31,7 +31,9 @@ def plain_decode_args(argv: list[str]) -> dict | None:
             return None
         else:
             args["input"] = a
-    return args if args["input"] is not None else None
+    if args["input"] is None or any(c in args["input"] for c in "*?["):  # a glob is a batch: cli.decode
+        return None
+    return args
 
 
 def plain_decode(args: dict) -> int:
