@@ -12,7 +12,7 @@ import numpy as np
 from . import bitstream
 from . import context_model as cm
 from .latent_codec import WEIGHT_BITS_CHOICES, pack, quantise_synthesis
-from .latents import NUMPY, Layout, default_levels, synthesize
+from .latents import MAX_LEVELS, NUMPY, Layout, default_levels, synthesize
 from .presets import LATENT_PRESETS
 from .ratecontrol import Target
 
@@ -36,13 +36,18 @@ def layout_for(height: int, width: int, channels: int, preset: str, hidden: int 
 
     p = LATENT_PRESETS[preset]
     lv = levels if levels is not None else default_levels(height, width, p.levels)
-    if not 1 <= lv <= default_levels(height, width, 8):
-        raise AsmrError(f"--levels {lv}: expected 1..{default_levels(height, width, 8)} for a "
-                        f"{width}x{height} image")
+    most = max_levels(height, width)
+    if not 1 <= lv <= most:
+        raise AsmrError(f"--levels {lv}: expected 1..{most} for a {width}x{height} image")
     hid = hidden if hidden is not None else small_width(height * width, p.hidden)
     if not 0 <= hid <= bitstream.MAX_SYNTH_HIDDEN:
         raise AsmrError(f"--hidden {hid}: expected 0..{bitstream.MAX_SYNTH_HIDDEN}")
     return Layout(height, width, channels, lv, hid, context_width(height * width))
+
+
+def max_levels(height: int, width: int) -> int:
+    """Levels a header may declare: the coarsest grid keeps at least one cell."""
+    return min(MAX_LEVELS, max(height, width).bit_length())
 
 
 def small_width(pixels: int, width: int) -> int:

@@ -64,8 +64,9 @@ def fine_planes(channels: int) -> tuple[int, ...]:
 
 
 def default_levels(height: int, width: int, cap: int = 7) -> int:
-    """As many levels as halve the larger side down to a few cells, at most `cap`."""
-    levels, n = 1, max(height, width)
+    """As many levels as halve the shorter side down to two cells, at most `cap`: a level
+    whose grid is a row of cells costs its records and codes next to nothing."""
+    levels, n = 1, min(height, width)
     while levels < cap and n > 2 * MIN_COARSE:
         n = (n + 1) // 2
         levels += 1
