@@ -88,13 +88,17 @@ def encode(
                                             help="0-100, higher is larger and better (default 75)."),
     bpp: Optional[float] = typer.Option(None, "--bpp", help="Target bits per pixel (within 5%)."),
     size: Optional[int] = typer.Option(None, "--size", help="Largest file size in bytes."),
+    model: str = typer.Option("auto", "--model", help="Images: latent (the latent pyramid, format 3; default) "
+                                                       "or coordinate (the ASMR network alone, format 2)."),
     bases: Optional[str] = typer.Option(None, "--bases",
-                                        help="Per-axis bases, e.g. 4,4,4,8x4,4,6,8 (H x W, coarsest first)."),
-    hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden width."),
-    levels: Optional[int] = typer.Option(None, "--levels", help="Levels for automatic bases."),
+                                        help="Coordinate network: per-axis bases, e.g. 4,4,4,8x4,4,6,8 (H x W, "
+                                             "coarsest first)."),
+    hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden width (latent pyramid: of the per-pixel "
+                                                                "MLP, 0-64)."),
+    levels: Optional[int] = typer.Option(None, "--levels", help="Levels (of the pyramid, or for automatic bases)."),
     latent_dim: Optional[int] = typer.Option(None, "--latent-dim",
-                                             help="Latent channels per coarse cell (0 = the paper's plain ASMR; "
-                                                  "default 1 from 0.4 bpp up, else 0)."),
+                                             help="Coordinate network: latent channels per coarse cell (0 = the "
+                                                  "paper's plain ASMR)."),
     iters: Optional[int] = typer.Option(None, "--iters", help="Training steps."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop after about this many seconds."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
@@ -119,7 +123,7 @@ def encode(
 
     opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, bases=bases, hidden=hidden,
                          latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
-                         device=device, max_pixels=max_pixels)  # the same options for one file and for a batch
+                         device=device, max_pixels=max_pixels, model=model)  # one file and a batch alike
     if _is_batch(inputs, recursive, ray):
         _run_batch("encode", inputs, output, opts, frames, recursive, force, jobs, threads, ray, quiet, as_json)
         return

@@ -386,6 +386,8 @@ def encode_clip(clip, opts: EncodeOptions | None = None, progress=None) -> Encod
     from .video import frame_psnr
 
     opts = opts or EncodeOptions()
+    if opts.model not in ("auto", "coordinate"):
+        raise AsmrError(f"--model {opts.model}: clips are coded with the coordinate network (--model coordinate)")
     start = time.perf_counter()
     p = _video_preset(opts)
     sizes = (clip.count, clip.height, clip.width)

@@ -223,3 +223,24 @@ def test_size_cap_is_never_exceeded_and_too_small_is_a_clear_error():
 
     with pytest.raises(AsmrError, match="--size"):
         _encode(r, bpp=None, size=200)
+
+
+def test_model_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from asmr_cli.cli import app
+    from asmr_cli.media import write_image
+
+    src = tmp_path / "a.png"
+    write_image(src, _tiny_raster(16, 12))
+    runner = CliRunner()
+    for model, version in (("coordinate", 2), ("latent", 3)):
+        out = tmp_path / f"{model}.asmr"
+        r = runner.invoke(app, ["encode", str(src), "-o", str(out), "--model", model, "--iters", "5", "--quiet"])
+        assert r.exit_code == 0, r.output
+        assert bitstream.loads(out.read_bytes()).version == version
+    r = runner.invoke(app, ["encode", str(src), "-o", str(tmp_path / "x.asmr"), "--model", "latent",
+                            "--bases", "4,4x4,3", "--quiet"])
+    assert r.exit_code == 1 and "coordinate" in r.output
+    r = runner.invoke(app, ["encode", str(src), "-o", str(tmp_path / "y.asmr"), "--model", "pixels", "--quiet"])
+    assert r.exit_code == 1 and "expected latent or coordinate" in r.output
