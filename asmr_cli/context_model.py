@@ -32,6 +32,7 @@ ACT_BITS = 8
 MAX_WEIGHT = 1 << 15  # |integer weight|: |w| < 128
 MAX_LATENT = 1 << 14  # |latent| the coder accepts (inputs stay far below 2^53)
 MAX_ACT = 1 << 30
+CHUNK = 1 << 19  # latents predicted and coded at once
 LOG_SCALE_MIN, LOG_SCALE_MAX = -64, 96  # log scale in 1/16: b = exp(i / 16), 0.018 .. 403
 
 
@@ -91,20 +92,23 @@ def contexts(grid: np.ndarray, parent16: np.ndarray | None, rows: np.ndarray, co
              anchor: bool) -> np.ndarray:
     """(n, CTX_INPUTS) integer inputs times 2^ACT_BITS, as float64: grid is this grid's
     int values so far, parent16 16 x the upsampled parent (None at the coarsest level)."""
-    one = 1 << ACT_BITS
+    return _contexts(_padded(grid, anchor), _padded_parent(parent16), rows, cols, anchor)
+
+
+def _padded(grid: np.ndarray, anchor: bool) -> np.ndarray | None:
+    return None if anchor else np.pad(grid.astype(np.float64) * (1 << ACT_BITS), 1)
+
+
+def _padded_parent(parent16: np.ndarray | None) -> np.ndarray | None:
+    return None if parent16 is None else np.pad(parent16.astype(np.float64) * ((1 << ACT_BITS) // 16), 1)
+
+
+def _contexts(padded: np.ndarray | None, pp: np.ndarray | None, rows: np.ndarray, cols: np.ndarray,
+              anchor: bool) -> np.ndarray:
     n = rows.size
-    cols_out = []
-    if anchor:
-        cols_out += [np.zeros(n)] * 4
-    else:
-        padded = np.pad(grid.astype(np.float64) * one, 1)
-        cols_out += _gather4(padded, rows, cols)
-    if parent16 is None:
-        cols_out += [np.zeros(n)] * 5
-    else:
-        pp = np.pad(parent16.astype(np.float64) * (one // 16), 1)
-        cols_out += [pp[rows + 1, cols + 1]] + _gather4(pp, rows, cols)
-    cols_out.append(np.full(n, float(one) if anchor else 0.0))
+    cols_out = [np.zeros(n)] * 4 if padded is None else _gather4(padded, rows, cols)
+    cols_out += [np.zeros(n)] * 5 if pp is None else [pp[rows + 1, cols + 1]] + _gather4(pp, rows, cols)
+    cols_out.append(np.full(n, float(1 << ACT_BITS) if anchor else 0.0))
     return np.stack(cols_out, axis=1)
 
 
@@ -138,16 +142,17 @@ def _passes(grid: np.ndarray | None, shape, parent, q, k, coder, decode: bool) -
     """Run a grid's two checkerboard passes through `coder` (encoding grid, or decoding
     into a new one); returns the grid."""
     out = np.zeros(shape, np.int64) if decode else grid
-    parent16 = None if parent is None else up2_int(parent, shape)
+    pp = _padded_parent(None if parent is None else up2_int(parent, shape))
     for anchor in (True, False):
-        rows, cols = positions(shape, anchor)
-        if rows.size == 0:
-            continue
-        mean, scale = predict(q, k, contexts(out, parent16, rows, cols, anchor))
-        if decode:
-            out[rows, cols] = coder(rows.size, mean, scale)
-        else:
-            coder(out[rows, cols], mean, scale)
+        all_rows, all_cols = positions(shape, anchor)
+        padded = _padded(out, anchor)  # the anchors are complete before the second pass
+        for lo in range(0, all_rows.size, CHUNK):  # bounded memory on large images
+            rows, cols = all_rows[lo:lo + CHUNK], all_cols[lo:lo + CHUNK]
+            mean, scale = predict(q, k, _contexts(padded, pp, rows, cols, anchor))
+            if decode:
+                out[rows, cols] = coder(rows.size, mean, scale)
+            else:
+                coder(out[rows, cols], mean, scale)
     return out
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from . import bitstream
 from . import context_model as cm
 from .latent_codec import WEIGHT_BITS_CHOICES, pack, quantise_synthesis
-from .latents import MAX_LEVELS, NUMPY, Layout, default_levels, synthesize
+from .latents import MAX_LEVELS, Layout, default_levels, synthesize_numpy
 from .presets import LATENT_PRESETS
 from .ratecontrol import Target
 
@@ -88,10 +88,10 @@ def encode(image: np.ndarray, header: bitstream.LatentHeader, target: Target, pr
                           seed=seed, device=device)
     result = fit_latents(layout, image, cfg, progress)
     levels = _by_level(layout, result.latents)
-    unquantised = synthesize(NUMPY, layout, result.synthesis, levels)
+    unquantised = synthesize_numpy(layout, result.synthesis, levels)
 
     def distortion(weights: dict[str, np.ndarray], latents: list[np.ndarray]) -> float:
-        out = synthesize(NUMPY, layout, weights, [np.rint(z) for z in latents])
+        out = synthesize_numpy(layout, weights, [np.rint(z) for z in latents])
         return float(np.mean((np.clip(out, 0, 1) - image) ** 2))
 
     # the synthesis weights' precision: the least distortion + lam * rate

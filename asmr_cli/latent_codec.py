@@ -17,7 +17,7 @@ import numpy as np
 from . import bitstream, entropy
 from . import context_model as cm
 from .errors import AsmrError
-from .latents import NUMPY, Layout, features, macs_per_pixel, mlp, synthesize
+from .latents import NUMPY, Layout, features, macs_per_pixel, mlp, synthesize_numpy
 from .quantize import dequantize, quantize, snap_steps
 
 CONTEXT_STEP = np.array([2.0 ** -cm.WEIGHT_BITS], np.float32)
@@ -98,7 +98,7 @@ def unpack(f: bitstream.AsmrFile) -> LatentImage:
 def render_native(img: LatentImage) -> np.ndarray:
     """(C, H, W) float32 on [0, 1] (unclipped)."""
     with np.errstate(over="ignore", invalid="ignore"):  # a hostile file's weights may overflow
-        out = synthesize(NUMPY, img.layout, img.synthesis, img.level_latents()).astype(np.float32)
+        out = synthesize_numpy(img.layout, img.synthesis, img.level_latents()).astype(np.float32)
     return _finite(out)
 
 

@@ -112,21 +112,30 @@ def trained_rate_ratio(bpp: float) -> float:
     return 0.66 * (max(bpp, 0.01) / 0.5) ** 0.2
 
 
+ENTROPY_SAMPLE = 1 << 20  # values per plane that choose_lambda's entropy estimate looks at
+
+
 def choose_lambda(layout: Layout, image: np.ndarray, target_bits: float) -> float:
     """The lam whose starting pyramid, rounded in that lam's steps, has an empirical
     entropy of target_bits / trained_rate_ratio: bisection on log(lam)."""
     ratio = trained_rate_ratio(target_bits / (layout.height * layout.width))
     pyramid = residual_pyramid(layout, torch.from_numpy(np.ascontiguousarray(image, np.float32)))
     unit = level_gains(layout, 1.0)  # gains scale as sqrt(lam)
+    gen = torch.Generator().manual_seed(0)
+    planes = []  # (level, values, weight): large planes through a fixed sample
+    for lv, r in enumerate(pyramid):
+        for plane in r.reshape(r.shape[0], -1):
+            if plane.numel() > ENTROPY_SAMPLE:
+                plane = plane[torch.randint(0, plane.numel(), (ENTROPY_SAMPLE,), generator=gen)]
+            planes.append((lv, plane, r[0].numel() / plane.numel()))
 
     def bits(lam: float) -> float:
         total = 0.0
-        for lv, r in enumerate(pyramid):
-            q = torch.round(r / (unit[lv] * math.sqrt(lam))).reshape(r.shape[0], -1)
-            for plane in q:
-                _, counts = torch.unique(plane, return_counts=True)
-                p = counts.double() / plane.numel()
-                total += float(-(counts.double() * torch.log2(p)).sum())
+        for lv, plane, weight in planes:
+            q = torch.round(plane / (unit[lv] * math.sqrt(lam)))
+            _, counts = torch.unique(q, return_counts=True)
+            p = counts.double() / q.numel()
+            total += weight * float(-(counts.double() * torch.log2(p)).sum())
         return total
 
     lo, hi = math.log(1e-6), math.log(10.0)

@@ -177,6 +177,30 @@ def synthesize(ops: ArrayOps, layout: Layout, p: dict[str, Array], latents: list
     return mlp(ops, layout, p, a.reshape(a.shape[0], -1)).reshape(layout.channels, layout.height, layout.width)
 
 
+TILE_PIXELS = 1 << 20  # pixels the numpy synthesis runs at once (the per-pixel stage in row bands)
+
+
+def synthesize_numpy(layout: Layout, p: dict[str, np.ndarray], latents: list[np.ndarray]) -> np.ndarray:
+    """`synthesize` on numpy in bands of rows: the pyramid down to level 1 once, then
+    per band the last upsampling, level 0's term and the MLP, so memory stays at about
+    TILE_PIXELS x (C + hidden) floats whatever the image size. Same values."""
+    c, hgt, wid = layout.channels, layout.height, layout.width
+    if layout.levels < 2 or hgt * wid <= TILE_PIXELS:
+        return synthesize(NUMPY, layout, p, latents)
+    a1 = features(NUMPY, layout, p, latents, stop=1)
+    h1 = a1.shape[1]
+    z0 = latents[0]
+    out = np.empty((c, hgt, wid), np.float32)
+    rows = max(2, TILE_PIXELS // wid)
+    for r0 in range(0, hgt, rows):
+        r1 = min(hgt, r0 + rows)
+        i0, i1 = max(0, r0 // 2 - 1), min(h1, (r1 + 1) // 2 + 1)  # coarse rows the band needs
+        band = up2(NUMPY, a1[:, i0:i1], (2 * (i1 - i0), wid))[:, r0 - 2 * i0:r1 - 2 * i0]
+        a0 = band + (p["mod0"] @ z0[:, r0:r1].reshape(z0.shape[0], -1)).reshape(-1, r1 - r0, wid)
+        out[:, r0:r1] = mlp(NUMPY, layout, p, a0.reshape(a0.shape[0], -1)).reshape(c, r1 - r0, wid)
+    return out
+
+
 def macs_per_pixel(layout: Layout, context_macs: float) -> float:
     """Decoder MACs per pixel: each level's modulation on its cells, the upsampling (two
     2-tap passes per feature), the per-pixel MLP, and the context model per latent."""

@@ -244,3 +244,13 @@ def test_model_option(tmp_path):
     assert r.exit_code == 1 and "coordinate" in r.output
     r = runner.invoke(app, ["encode", str(src), "-o", str(tmp_path / "y.asmr"), "--model", "pixels", "--quiet"])
     assert r.exit_code == 1 and "expected latent or coordinate" in r.output
+
+
+def test_banded_numpy_synthesis_equals_the_whole(monkeypatch):
+    import asmr_cli.latents as lt
+
+    layout = Layout(37, 23, 3, 4, 5, 4)
+    p, lat = _random_model(layout, seed=4)
+    whole = synthesize(NUMPY, layout, p, [z.copy() for z in lat])
+    monkeypatch.setattr(lt, "TILE_PIXELS", 50)  # bands of two rows
+    np.testing.assert_allclose(lt.synthesize_numpy(layout, p, lat), whole, atol=1e-5)
