@@ -45,7 +45,6 @@ class FitResult:
     steps: dict[str, np.ndarray]   # quantisation step sizes (float32)
     sensitivity: dict[str, np.ndarray]  # mean squared gradient per step group
     iterations: int
-    train_psnr: float
     seconds: float
 
 
@@ -219,7 +218,7 @@ def fit(arch: Architecture, target: np.ndarray, step_policy: StepPolicy, cfg: Fi
     if not steps:
         sens = _sensitivity(model, opt)
         steps = step_policy(_numpy_params(model), sens)
-    return FitResult(_numpy_params(model), steps, sens, step, _psnr(mse), time.perf_counter() - start)
+    return FitResult(_numpy_params(model), steps, sens, step, time.perf_counter() - start)
 
 
 class _DivergenceGuard:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .architecture import Architecture
-from .synthesis import Ops, coarse, render, render_blocked
+from .synthesis import Ops, coarse, render
 
 TORCH = Ops(sin=torch.sin, cos=torch.cos, permute=lambda x, dims: x.permute(*dims),
             cat=lambda xs, dim: torch.cat(xs, dim=dim), sin_temp=torch.sin,
@@ -89,10 +89,6 @@ class ASMR(nn.Module):
         """Render the padded grid: (channels, *padded sizes). `transform` maps each
         parameter before use (fake quantisation during quantisation-aware training)."""
         return render(TORCH, self.arch, *self._inputs(transform))
-
-    def forward_blocked(self, transform: ParamFn | None = None) -> torch.Tensor:
-        """The same output in blocked layout (P, channels, Q): no permute, for the loss."""
-        return render_blocked(TORCH, self.arch, *self._inputs(transform))
 
     def forward_coarse(self, transform: ParamFn | None = None) -> tuple[torch.Tensor, ...]:
         """The last level's inputs (a, m, head.weight, head.bias), for `synthesis.last_level`:

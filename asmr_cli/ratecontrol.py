@@ -58,14 +58,15 @@ def target_for(samples: int, bpp: float | None, size: int | None, quality: float
 # rates we aim for (kodim23 at 1.4 bpp, hidden 128: 6.5 bits a weight after entropy coding).
 WEIGHT_SHARE = {False: 0.9, True: 0.6}  # keyed by "has latent grids"
 BITS_PER_WEIGHT = 6.5
-MIN_HIDDEN, MAX_HIDDEN = 8, 192
+# the widths rate control picks (a file may declare up to bitstream.MAX_HIDDEN)
+MIN_AUTO_HIDDEN, MAX_AUTO_HIDDEN = 8, 192
 
 
 def hidden_for(budget_bytes: int, levels: int, latent_dim: int = 0) -> int:
     """Width whose (levels - 2) hidden x hidden matrices take their share of the budget."""
     weights = WEIGHT_SHARE[latent_dim > 0] * budget_bytes * 8 / BITS_PER_WEIGHT
     hid = math.sqrt(weights / max(1, levels - 2))
-    return int(min(MAX_HIDDEN, max(MIN_HIDDEN, 4 * round(hid / 4))))
+    return int(min(MAX_AUTO_HIDDEN, max(MIN_AUTO_HIDDEN, 4 * round(hid / 4))))
 
 
 MIN_BITS_PER_PARAM = 3.0  # below this a network is mostly zeros
