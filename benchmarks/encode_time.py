@@ -8,8 +8,8 @@ The photos are made from Kodak (../shared/data/kodak): kodim01, 05, 13 and 23 ti
 itself). Upscaled tiles are smoother than a camera's photo of the same size, so the
 rates and PSNRs are those of these test images, not of real photos; the time and memory
 do not depend on content. Each encode is one `asmr encode PHOTO --json` process (default
-preset, default -q) timed by /usr/bin/time (wall seconds, peak RSS); JPEG (Pillow) is
-measured at the file's bpp. Prints a markdown table and writes
+preset, default -q) timed by /usr/bin/time (wall seconds, peak RSS), then one `asmr
+decode` process (wall seconds, peak RSS); JPEG (Pillow) is measured at the file's bpp. Prints a markdown table and writes
 benchmarks/out/encode_time.png (time against megapixels).
 """
 
@@ -66,13 +66,16 @@ def run(megapixels: float, workdir: Path, extra: list[str]) -> dict:
     wall, rss_kb = next(line for line in proc.stderr.splitlines() if line.startswith("TIME ")).split()[1:]
     stats = json.loads(proc.stdout)
     dec = workdir / f"photo_{megapixels}.png.decoded.png"
-    subprocess.run([*asmr_command(), "decode", str(dst), "-o", str(dec), "-f"], check=True, capture_output=True)
+    proc = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", *asmr_command(), "decode", str(dst), "-o", str(dec),
+                           "-f"], check=True, capture_output=True, text=True)
+    dec_wall, dec_rss = next(line for line in proc.stderr.splitlines() if line.startswith("TIME ")).split()[1:]
     decoded = np.asarray(Image.open(dec).convert("RGB"))
-    jpeg_bpp, jpeg_psnr, _ = at_bpp(pillow_sweep(rgb, "JPEG"), stats["bpp"])
+    _, jpeg_psnr, _ = at_bpp(pillow_sweep(rgb, "JPEG"), stats["bpp"])
     return {"megapixels": round(rgb.shape[0] * rgb.shape[1] / 1e6, 2), "size": f"{rgb.shape[1]}x{rgb.shape[0]}",
             "wall_s": float(wall), "estimated_s": stats.get("estimated_seconds"),
             "peak_rss_gb": round(int(rss_kb) / 1024**2, 2), "iterations": stats["iterations"],
-            "bpp": stats["bpp"], "psnr": round(psnr(rgb, decoded, 255.0), 2), "jpeg_psnr": round(jpeg_psnr, 2)}
+            "bpp": stats["bpp"], "psnr": round(psnr(rgb, decoded, 255.0), 2), "jpeg_psnr": round(jpeg_psnr, 2),
+            "decode_s": float(dec_wall), "decode_rss_gb": round(int(dec_rss) / 1024**2, 2)}
 
 
 def main() -> None:
@@ -89,7 +92,8 @@ def main() -> None:
             r = run(mp, Path(tmp), args.extra.split())
             print(json.dumps(r), flush=True)
             rows.append(r)
-    keys = ["megapixels", "size", "wall_s", "estimated_s", "peak_rss_gb", "iterations", "bpp", "psnr", "jpeg_psnr"]
+    keys = ["megapixels", "size", "wall_s", "estimated_s", "peak_rss_gb", "iterations", "bpp", "psnr", "jpeg_psnr",
+            "decode_s", "decode_rss_gb"]
     print(markdown_table(keys, [[r[k] for k in keys] for r in rows]))
     try:
         import matplotlib
