@@ -9,8 +9,9 @@ itself). Upscaled tiles are smoother than a camera's photo of the same size, so 
 rates and PSNRs are those of these test images, not of real photos; the time and memory
 do not depend on content. Each encode is one `asmr encode PHOTO --json` process (default
 preset, default -q) timed by /usr/bin/time (wall seconds, peak RSS), then one `asmr
-decode` process (wall seconds, peak RSS); JPEG (Pillow) is measured at the file's bpp. Prints a markdown table and writes
-benchmarks/out/encode_time.png (time against megapixels).
+decode` process (wall seconds, peak RSS); JPEG (Pillow) is measured at the file's bpp.
+Prints a markdown table and writes benchmarks/out/encode_time.png (time against
+megapixels).
 """
 
 from __future__ import annotations
