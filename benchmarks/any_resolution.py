@@ -92,7 +92,10 @@ def run_image(path: Path, factors: list[int], iters: int | None, preset: str, ex
         low = area_down(orig, f)
         res, enc_s = encode_cached(low, f"{path.stem}-x{f}-{preset}-{iters}{tag}", preset, iters, cache)
         header = bitstream.loads(res.data).header
-        bases = tuple(b[-1] for b in header.bases)
+        # seams: the coordinate network's last-level blocks; the latent pyramid has none, so
+        # its level-1 cells (2 x 2 pixels), where the last upsampling changes neighbours
+        latent = isinstance(header, bitstream.LatentHeader)
+        bases = (2, 2) if latent else tuple(b[-1] for b in header.bases)
         native = render_image(res.data).pixels
         t0 = time.perf_counter()
         net = render_image(res.data, size=(w, h)).pixels
