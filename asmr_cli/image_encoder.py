@@ -12,7 +12,7 @@ import numpy as np
 from . import bitstream
 from . import context_model as cm
 from .latent_codec import WEIGHT_BITS_CHOICES, pack, quantise_synthesis
-from .latents import MAX_LEVELS, Layout, default_levels, synthesize_numpy
+from .latents import MAX_LEVELS, Layout, by_level, default_levels, synthesize_numpy
 from .presets import LATENT_PRESETS
 from .ratecontrol import Target
 
@@ -87,7 +87,7 @@ def encode(image: np.ndarray, header: bitstream.LatentHeader, target: Target, pr
                           time_limit=time_limit if time_limit is not None else p.time_limit,
                           seed=seed, device=device)
     result = fit_latents(layout, image, cfg, progress)
-    levels = _by_level(layout, result.latents)
+    levels = by_level(layout, result.latents)
     unquantised = synthesize_numpy(layout, result.synthesis, levels)
 
     def distortion(weights: dict[str, np.ndarray], latents: list[np.ndarray]) -> float:
@@ -112,13 +112,6 @@ def encode(image: np.ndarray, header: bitstream.LatentHeader, target: Target, pr
 
     data, scale = _fit_rate(file_at, target, len(order[0]))
     return LatentEncoding(data, result.iterations, result.lam, scale, bits, result.estimated_seconds, unquantised)
-
-
-def _by_level(layout: Layout, latents: list[np.ndarray]) -> list[np.ndarray]:
-    out: list[list] = [[None] * len(layout.planes(lv)) for lv in range(layout.levels)]
-    for (lv, p, _), z in zip(layout.grids(), latents):
-        out[lv][layout.planes(lv).index(p)] = z
-    return [np.stack(g) for g in out]
 
 
 def rescale(synthesis: dict[str, np.ndarray], context: dict[str, np.ndarray], latents: list[np.ndarray],

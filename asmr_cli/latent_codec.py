@@ -17,7 +17,7 @@ import numpy as np
 from . import bitstream, entropy
 from . import context_model as cm
 from .errors import AsmrError
-from .latents import NUMPY, Layout, features, macs_per_pixel, mlp, synthesize_numpy
+from .latents import NUMPY, Layout, by_level, features, macs_per_pixel, mlp, synthesize_numpy
 from .quantize import dequantize, quantize, snap_steps
 
 CONTEXT_STEP = np.array([2.0 ** -cm.WEIGHT_BITS], np.float32)
@@ -34,12 +34,7 @@ class LatentImage:
     latents: list[np.ndarray]         # int64 grids in Layout.grids() order
 
     def level_latents(self) -> list[np.ndarray]:
-        """latents regrouped per level as (planes, h, w) float32 arrays, level 0 first."""
-        lay = self.layout
-        out: list[list] = [[None] * len(lay.planes(lv)) for lv in range(lay.levels)]
-        for (lv, p, _), z in zip(lay.grids(), self.latents):
-            out[lv][lay.planes(lv).index(p)] = z
-        return [np.stack(g).astype(np.float32) for g in out]
+        return by_level(self.layout, self.latents)
 
 
 def row_steps(values: np.ndarray, bits: int) -> np.ndarray:

@@ -114,6 +114,15 @@ class Layout:
         return sum(math.prod(s) for _, _, s in self.grids())
 
 
+def by_level(layout: Layout, grids: list[np.ndarray]) -> list[np.ndarray]:
+    """Grids in Layout.grids() order -> one (planes, h, w) float32 array per level, level 0
+    first: the coding order's list as the synthesis reads it."""
+    out: list[list] = [[None] * len(layout.planes(lv)) for lv in range(layout.levels)]
+    for (lv, p, _), z in zip(layout.grids(), grids):
+        out[lv][layout.planes(lv).index(p)] = z
+    return [np.stack(g).astype(np.float32) for g in out]
+
+
 def up2(ops: ArrayOps, x: Array, shape: tuple[int, int]) -> Array:
     """2x bilinear upsampling of (..., h, w) to (..., H, W), H in (2h - 1, 2h): each output
     sample is 3/4 of its own cell and 1/4 of the nearer neighbour (edges repeated)."""
