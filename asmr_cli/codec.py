@@ -222,8 +222,9 @@ def _encode_latent(raster: Raster, opts: EncodeOptions, progress=None) -> Encode
     header = bitstream.LatentHeader((raster.height, raster.width), raster.channels, raster.bit_depth,
                                     layout.levels, layout.hidden, layout.context_hidden)
     check_decodable(header, opts.max_pixels)
+    resolve_device(opts.device)  # a bad --device is refused; the latent fit itself runs on the CPU
     enc = image_encoder.encode(raster.as_float(), header, target, opts.preset, opts.iters, opts.time_limit,
-                               opts.seed, resolve_device(opts.device), progress)
+                               opts.seed, progress)
     decoded = decode_bytes(enc.data, max(opts.max_pixels, n))
     stats = describe(header, len(enc.data), bitstream.LATENT_VERSION)
     unquantised = to_raster(enc.unquantised, (raster.height, raster.width), raster.bit_depth)

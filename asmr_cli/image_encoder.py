@@ -73,8 +73,9 @@ def network_bytes(layout: Layout) -> int:
 
 
 def encode(image: np.ndarray, header: bitstream.LatentHeader, target: Target, preset: str, iters: int | None,
-           time_limit: float | None, seed: int, device: str, progress=None) -> LatentEncoding:
-    """image: (C, H, W) float32 on [0, 1]."""
+           time_limit: float | None, seed: int, progress=None) -> LatentEncoding:
+    """image: (C, H, W) float32 on [0, 1]. Trains on the CPU (the device option is not
+    wired into the latent fit yet)."""
     from .latent_fit import LatentFitConfig, choose_lambda, fit_latents
 
     layout = header.layout
@@ -85,7 +86,7 @@ def encode(image: np.ndarray, header: bitstream.LatentHeader, target: Target, pr
     cfg = LatentFitConfig(iters=iters if iters is not None else p.iters,
                           lam=choose_lambda(layout, image, latent_bits), target_bits=latent_bits,
                           time_limit=time_limit if time_limit is not None else p.time_limit,
-                          seed=seed, device=device)
+                          seed=seed)
     result = fit_latents(layout, image, cfg, progress)
     levels = by_level(layout, result.latents)
     unquantised = synthesize_numpy(layout, result.synthesis, levels)

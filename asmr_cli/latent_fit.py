@@ -39,13 +39,11 @@ class LatentFitConfig:
     net_lr: float = 2e-3
     final_lr_ratio: float = 0.05
     ste_fraction: float = 0.5     # last share of the steps with true rounding (docs/rate-distortion.md)
-    ste_synthesis: bool = False   # the synthesis sees rounded latents (straight-through) throughout
     target_bits: float | None = None  # steer lam towards this many latent bits while rounding
     pixel_fraction: float = 0.25  # pixels sampled per step (images above SAMPLE_ABOVE pixels)
     rate_fraction: float = 0.25   # latents sampled per step for the rate (large grids)
     time_limit: float | None = None
     seed: int = 0
-    device: str = "cpu"
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
@@ -288,15 +286,13 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         for g in opt.param_groups:
             g["lr"] = g["base"] * ratio
         hard = step >= total - int(round(total * cfg.ste_fraction))
-        rounded = [z + (torch.round(z) - z).detach() for z in model.latents]
         if hard:
-            zs = syn_zs = rounded
+            zs = [z + (torch.round(z) - z).detach() for z in model.latents]
         else:
             zs = [z + torch.rand(z.shape, generator=gen) - 0.5 for z in model.latents]
-            syn_zs = rounded if cfg.ste_synthesis else zs
         count = max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS))
         pixels = torch.randint(0, n, (count,), generator=gen) if sample else None
-        out = model.render(syn_zs, pixels)
+        out = model.render(zs, pixels)
         ref = flat if pixels is None else flat[:, pixels]
         mse = ((out - ref) ** 2).mean()
         bits = model.rate_bits(zs, cfg.rate_fraction, gen)
