@@ -27,12 +27,15 @@ from .errors import AsmrError
 from .quantize import step_codes, step_groups, step_values
 
 MAGIC = b"ASMR"
+# 4: clips as latent pyramids per frame under a context model with temporal context
 # 3: images as a latent pyramid under a context model (LatentHeader; docs/format.md)
 # 2: a tensor may be coded as residuals along an axis (latent grids); clips are written so
 # 1: version 2 without prediction
 VERSION = 2  # coordinate networks (clips, and images encoded with --model coordinate)
 LATENT_VERSION = 3
-READ_VERSIONS = (1, 2, 3)
+CLIP_VERSION = 4
+READ_VERSIONS = (1, 2, 3, 4)
+MAX_GROUP = 1 << 12  # frames in a group of a version-4 clip
 
 KIND_IMAGE, KIND_VIDEO = 0, 1
 MAX_DIMS = 3
@@ -70,21 +73,34 @@ class Header:
 
 @dataclass
 class LatentHeader:
-    """Version 3: an image held by a latent pyramid (asmr_cli.latents)."""
+    """Version 3: an image held by a latent pyramid (asmr_cli.latents); version 4: a clip,
+    one pyramid per frame, frames in groups that share the networks (sizes (T, H, W))."""
 
-    sizes: tuple[int, int]
+    sizes: tuple[int, ...]
     channels: int
     bit_depth: int
     levels: int
     hidden: int
     context_hidden: int
     kind: int = KIND_IMAGE
+    fps_num: int = 0
+    fps_den: int = 1
+    group: int = 1  # clips: frames per group (the last group may be shorter)
 
     @property
     def layout(self):
+        """The layout of one image (of one frame of a clip)."""
         from .latents import Layout
 
-        return Layout(self.sizes[0], self.sizes[1], self.channels, self.levels, self.hidden, self.context_hidden)
+        return Layout(self.sizes[-2], self.sizes[-1], self.channels, self.levels, self.hidden, self.context_hidden)
+
+    @property
+    def frames(self) -> int:
+        return self.sizes[0] if self.kind == KIND_VIDEO else 1
+
+    def group_spans(self) -> list[tuple[int, int]]:
+        """[start, end) frames of each group."""
+        return [(s, min(self.frames, s + self.group)) for s in range(0, self.frames, self.group)]
 
 
 @dataclass
@@ -110,15 +126,18 @@ def code_tensor(name: str, q: np.ndarray, steps: np.ndarray) -> Tensor:
 class AsmrFile:
     header: Header | LatentHeader
     tensors: list[Tensor] = field(default_factory=list)
-    version: int = VERSION  # as read; written at VERSION, or LATENT_VERSION for a LatentHeader
+    version: int = VERSION  # as read; written at VERSION, or LATENT_VERSION / CLIP_VERSION for a LatentHeader
     grids: list = field(default_factory=list)  # version 3: context_model.CodedGrid per latent grid
 
 
 # -- writing -----------------------------------------------------------------------------
 
 def _pack_latent_header(h: LatentHeader) -> bytes:
-    return struct.pack("<BBBBIIBB", h.kind, h.channels, h.bit_depth, h.levels, *h.sizes, h.hidden,
-                       h.context_hidden)
+    out = struct.pack("<BBBBIIBB", h.kind, h.channels, h.bit_depth, h.levels, *h.sizes[-2:], h.hidden,
+                      h.context_hidden)
+    if h.kind == KIND_VIDEO:
+        out += struct.pack("<IIII", h.sizes[0], h.group, h.fps_num, h.fps_den)
+    return out
 
 
 def _pack_grid(g) -> bytes:
@@ -176,7 +195,7 @@ def dumps(f: AsmrFile) -> bytes:
     latent = isinstance(f.header, LatentHeader)
     header = _pack_latent_header(f.header) if latent else _pack_header(f.header)
     payload = b"".join(pack_tensor(t) for t in f.tensors) + b"".join(_pack_grid(g) for g in f.grids)
-    version = LATENT_VERSION if latent else VERSION
+    version = (CLIP_VERSION if f.header.kind == KIND_VIDEO else LATENT_VERSION) if latent else VERSION
     return (MAGIC + struct.pack("<BI", version, len(header)) + header
             + struct.pack("<I", zlib.crc32(header)) + struct.pack("<I", len(payload)) + payload
             + struct.pack("<I", zlib.crc32(payload)))
@@ -256,20 +275,29 @@ def _parse_header(data: bytes) -> Header:
     return h
 
 
-def _parse_latent_header(data: bytes) -> LatentHeader:
+def _parse_latent_header(data: bytes, version: int) -> LatentHeader:
     from .latents import MAX_LEVELS
 
     r = _Reader(data, "header")
     kind, channels, bit_depth, levels, height, width, hidden, context_hidden = r.unpack("BBBBIIBB")
-    _check(kind == KIND_IMAGE, f"kind {kind} in a version-3 file")
+    want = KIND_VIDEO if version == CLIP_VERSION else KIND_IMAGE
+    _check(kind == want, f"kind {kind} in a version-{version} file")
     _check(1 <= channels <= MAX_CHANNELS, f"{channels} channels")
     _check(bit_depth in (8, 16), f"bit depth {bit_depth}")
     _check(1 <= height <= MAX_AXIS and 1 <= width <= MAX_AXIS, f"size {width}x{height}")
     _check(1 <= levels <= MAX_LEVELS and max(height, width) >= 1 << (levels - 1), f"{levels} levels")
     _check(0 <= hidden <= MAX_SYNTH_HIDDEN, f"hidden width {hidden}")
     _check(0 <= context_hidden <= MAX_SYNTH_HIDDEN, f"context width {context_hidden}")
+    if kind == KIND_IMAGE:
+        _check(r.pos == len(data), "header has trailing bytes")
+        return LatentHeader((height, width), channels, bit_depth, levels, hidden, context_hidden)
+    frames, group, fps_num, fps_den = r.unpack("IIII")
+    _check(1 <= frames <= MAX_AXIS and frames * height * width <= MAX_SAMPLES, f"{frames} frames")
+    _check(1 <= group <= min(frames, MAX_GROUP), f"group of {group} frames")
+    _check(fps_den >= 1, "frame rate")
     _check(r.pos == len(data), "header has trailing bytes")
-    return LatentHeader((height, width), channels, bit_depth, levels, hidden, context_hidden)
+    return LatentHeader((frames, height, width), channels, bit_depth, levels, hidden, context_hidden,
+                        KIND_VIDEO, fps_num, fps_den, group)
 
 
 def _parse_latent_payload(data: bytes, h: LatentHeader) -> tuple[list[Tensor], list]:
@@ -277,21 +305,31 @@ def _parse_latent_payload(data: bytes, h: LatentHeader) -> tuple[list[Tensor], l
 
     layout = h.layout
     grids = layout.grids()
+    video = h.kind == KIND_VIDEO
     r = _Reader(data, "payload")
-    tensors = [_parse_tensor(r, name, shape, shape[0] if len(shape) > 1 else 1, 0)
-               for name, shape in layout.synthesis_shapes()]
-    tensors += [_parse_tensor(r, name, shape, 1, 0)
-                for name, shape in parameter_shapes(len(grids), layout.context_hidden)]
-    coded = []
-    for level, plane, (gh, gw) in grids:
-        lo = _unzigzag(r.varint())
-        span = r.varint()
-        _check(abs(lo) < 1 << 14 and abs(lo + span) < 1 << 14, f"latent grid {level}/{plane}: range")
-        n_words = r.varint()
-        _check(n_words <= 4 * gh * gw + 4 and (span > 0 or n_words == 0), f"latent grid {level}/{plane}: words")
-        coded.append(CodedGrid(lo, lo + span, r.array("<u4", n_words, MAX_PARAMS).astype(np.uint32)))
+    tensors = []
+    for _ in h.group_spans() if video else [None]:
+        tensors += [_parse_tensor(r, name, shape, shape[0] if len(shape) > 1 else 1, 0)
+                    for name, shape in layout.synthesis_shapes()]
+        tensors += [_parse_tensor(r, name, shape, 1, 0)
+                    for name, shape in parameter_shapes(len(grids), layout.context_hidden, video)]
+    if video:  # one stream per group of frames
+        parts = [((e - s) * layout.latent_count(), f"frames {s}-{e - 1}") for s, e in h.group_spans()]
+    else:  # one per latent grid
+        parts = [(gh * gw, f"latent grid {level}/{plane}") for level, plane, (gh, gw) in grids]
+    coded = [CodedGrid(*_parse_coded(r, symbols, what)) for symbols, what in parts]
     _check(r.pos == len(data), "payload has trailing bytes")
     return tensors, coded
+
+
+def _parse_coded(r: _Reader, symbols: int, what: str) -> tuple[int, int, np.ndarray]:
+    """A coded latent grid (or a clip group's stream): lo, span, words."""
+    lo = _unzigzag(r.varint())
+    span = r.varint()
+    _check(abs(lo) < 1 << 14 and abs(lo + span) < 1 << 14, f"{what}: range")
+    n_words = r.varint()
+    _check(n_words <= 4 * symbols + 4 and (span > 0 or n_words == 0), f"{what}: words")
+    return lo, lo + span, r.array("<u4", n_words, MAX_PARAMS).astype(np.uint32)
 
 
 def _parse_payload(data: bytes, arch: Architecture, version: int) -> list[Tensor]:
@@ -337,13 +375,14 @@ def loads(data: bytes) -> AsmrFile:
     header_bytes = r.take(header_len)
     crc, = r.unpack("I")
     _check(zlib.crc32(header_bytes) == crc, "header checksum mismatch")
-    header = _parse_latent_header(header_bytes) if version == LATENT_VERSION else _parse_header(header_bytes)
+    latent = version in (LATENT_VERSION, CLIP_VERSION)
+    header = _parse_latent_header(header_bytes, version) if latent else _parse_header(header_bytes)
     payload_len, = r.unpack("I")
     payload = r.take(payload_len)
     crc, = r.unpack("I")
     _check(zlib.crc32(payload) == crc, "payload checksum mismatch")
     _check(r.pos == len(data), "trailing bytes after the payload")
-    if version == LATENT_VERSION:
+    if latent:
         tensors, grids = _parse_latent_payload(payload, header)
         return AsmrFile(header, tensors, version, grids)
     return AsmrFile(header, _parse_payload(payload, header.architecture, version), version)

@@ -88,8 +88,9 @@ def encode(
                                             help="0-100, higher is larger and better (default 75)."),
     bpp: Optional[float] = typer.Option(None, "--bpp", help="Target bits per pixel (within 5%)."),
     size: Optional[int] = typer.Option(None, "--size", help="Largest file size in bytes."),
-    model: str = typer.Option("auto", "--model", help="Images: latent (the latent pyramid, format 3; default) "
-                                                       "or coordinate (the ASMR network alone, format 2)."),
+    model: str = typer.Option("auto", "--model", help="latent (latent pyramids: format 3 for images, 4 for "
+                                                       "clips; default) or coordinate (the ASMR network alone, "
+                                                       "format 2)."),
     bases: Optional[str] = typer.Option(None, "--bases",
                                         help="Coordinate network: per-axis bases, e.g. 4,4,4,8x4,4,6,8 (H x W, "
                                              "coarsest first)."),

@@ -297,17 +297,23 @@ def _describe_latent(h: bitstream.LatentHeader, nbytes: int, version: int) -> di
     from . import context_model, latent_codec
 
     lay = h.layout
-    macs, unshared = latent_codec.decoder_macs(lay), latent_codec.unshared_macs(lay)
+    video = h.kind == bitstream.KIND_VIDEO
+    groups = len(h.group_spans()) if video else 1
+    macs, unshared = latent_codec.decoder_macs(lay, video), latent_codec.unshared_macs(lay, video)
     params = sum(math.prod(s) for _, s in lay.synthesis_shapes())
-    params += sum(math.prod(s) for _, s in context_model.parameter_shapes(len(lay.grids()), lay.context_hidden))
-    return {
-        "format_version": version, "kind": "image", "model": "latent",
+    params += sum(math.prod(s) for _, s in context_model.parameter_shapes(len(lay.grids()), lay.context_hidden, video))
+    out = {
+        "format_version": version, "kind": "video" if video else "image", "model": "latent",
         "width": lay.width, "height": lay.height, "channels": h.channels, "bit_depth": h.bit_depth,
-        "bytes": nbytes, "bpp": round(nbytes * 8 / (lay.width * lay.height), 5),
-        "params": params, "latents": lay.latent_count(), "levels": lay.levels, "hidden": lay.hidden,
+        "bytes": nbytes, "bpp": round(nbytes * 8 / (lay.width * lay.height * h.frames), 5),
+        "params": params * groups, "latents": lay.latent_count() * h.frames, "levels": lay.levels,
+        "hidden": lay.hidden,
         "macs_per_pixel": round(macs, 1), "unshared_macs_per_pixel": round(unshared, 1),
         "mac_reduction": round(unshared / macs, 2),
     }
+    if video:
+        out.update(frames=h.frames, fps=h.fps_num / h.fps_den, group=h.group, groups=groups)
+    return out
 
 
 def _psnr(ref: Raster, test: Raster) -> float:
@@ -380,23 +386,59 @@ def _fps_pair(fps) -> tuple[int, int]:
     return (int(f.numerator), int(f.denominator)) if f > 0 else (0, 1)
 
 
-def encode_clip(clip, opts: EncodeOptions | None = None, progress=None) -> EncodeResult:
-    """Fit one network to a whole clip ((T, H, W, 3) uint8 frames) and pack it."""
-    from .fit import FitConfig, resolve_device
+def _clip_target(clip, opts: EncodeOptions):
     from .ratecontrol import quality_to_bpp
-    from .video import frame_psnr
 
-    opts = opts or EncodeOptions()
-    if opts.model not in ("auto", "coordinate"):
-        raise AsmrError(f"--model {opts.model}: clips are coded with the coordinate network (--model coordinate)")
-    start = time.perf_counter()
-    p = _video_preset(opts)
-    sizes = (clip.count, clip.height, clip.width)
     quality_bpp = None if opts.quality is None else quality_to_bpp(opts.quality) * VIDEO_QUALITY_SCALE
     bpp = opts.bpp if opts.bpp is not None else quality_bpp
     if bpp is None and opts.size is None:
-        bpp = p.bpp
-    target = target_for(math.prod(sizes), bpp, opts.size, None)
+        bpp = _video_preset(opts).bpp
+    return target_for(clip.count * clip.height * clip.width, bpp, opts.size, None)
+
+
+def _encode_clip_latent(clip, opts: EncodeOptions, progress=None) -> EncodeResult:
+    """Format version 4: a latent pyramid per frame under a temporal context model."""
+    from . import clip_encoder
+    from .fit import resolve_device
+    from .presets import CLIP_PRESETS
+    from .video import frame_psnr
+
+    start = time.perf_counter()
+    if opts.preset not in CLIP_PRESETS:
+        raise AsmrError(f"--preset {opts.preset}: expected one of {', '.join(CLIP_PRESETS)}")
+    if opts.iters is not None or opts.time_limit is not None:
+        _check_effort(1 if opts.iters is None else opts.iters, opts.time_limit)
+    t, h, w = clip.count, clip.height, clip.width
+    target = _clip_target(clip, opts)
+    layout = clip_encoder.clip_layout(t, h, w, clip.channels, opts.preset, opts.hidden, opts.levels)
+    header = bitstream.LatentHeader((t, h, w), clip.channels, 8, layout.levels, layout.hidden,
+                                    layout.context_hidden, bitstream.KIND_VIDEO, *_fps_pair(clip.fps),
+                                    clip_encoder.group_size(t, h, w))
+    resolve_device(opts.device)  # a bad --device is refused; the latent fit itself runs on the CPU
+    enc = clip_encoder.encode(clip.as_float(), header, target, opts.preset, opts.iters, opts.time_limit,
+                              opts.seed, progress)
+    decoded = decode_video(enc.data, max_pixels=max(opts.max_pixels, t * h * w))
+    stats = describe(header, len(enc.data), bitstream.CLIP_VERSION)
+    stats.update(encode_seconds=round(time.perf_counter() - start, 3), iterations=enc.iterations,
+                 psnr=round(float(np.mean(frame_psnr(clip.frames, decoded.frames))), 3),
+                 target_bytes=target.budget_bytes, target_bpp=target.bpp, lam=enc.lam, weight_bits=enc.weight_bits,
+                 estimated_seconds=None if enc.estimated_seconds is None else round(enc.estimated_seconds, 1))
+    return EncodeResult(enc.data, stats)
+
+
+def encode_clip(clip, opts: EncodeOptions | None = None, progress=None) -> EncodeResult:
+    """Encode a clip ((T, H, W, 3) uint8 frames): latent pyramids per frame (format 4), or
+    with --model coordinate one coordinate network for the whole clip (format 2)."""
+    from .fit import FitConfig, resolve_device
+    from .video import frame_psnr
+
+    opts = opts or EncodeOptions()
+    if not opts.coordinate_image():
+        return _encode_clip_latent(clip, opts, progress)
+    start = time.perf_counter()
+    p = _video_preset(opts)
+    sizes = (clip.count, clip.height, clip.width)
+    target = _clip_target(clip, opts)
     arch = _video_architecture(sizes, clip.channels, opts, target.budget_bytes)
     iters = opts.iters if opts.iters is not None else p.iters
     _check_effort(iters, opts.time_limit)
@@ -453,9 +495,15 @@ def decode_video(data: bytes, frames=None, max_pixels: int | None = None):
     f = bitstream.loads(data)
     if f.header.kind != bitstream.KIND_VIDEO:
         raise AsmrError("this file holds an image, not a video (decode it to .png)")
-    arch, params = unpack(f, DEFAULT_MAX_SAMPLES if max_pixels is None else max_pixels)
+    limit = DEFAULT_MAX_SAMPLES if max_pixels is None else max_pixels
     start, end = (frames or FrameRange()).resolve(f.header.sizes[0])
     fps = Fraction(f.header.fps_num, f.header.fps_den)
+    if isinstance(f.header, bitstream.LatentHeader):
+        from . import clip_codec
+
+        check_decodable(f.header, limit)
+        return Clip(clip_codec.frames_uint8(clip_codec.unpack_clip(f), start, end), fps)
+    arch, params = unpack(f, limit)
     return Clip(render_frames(arch, params, start, end), fps)
 
 
@@ -473,18 +521,29 @@ def render_clip(data: bytes, frames=None, size: tuple[int, int] | None = None, s
     if f.header.kind != bitstream.KIND_VIDEO:
         raise AsmrError("this file holds an image, not a video (decode it to .png)")
     limit = DEFAULT_MAX_SAMPLES if max_pixels is None else max_pixels
-    arch, params = unpack(f, limit)
     t, h, w = f.header.sizes
     start, end = (frames or FrameRange()).resolve(t)
     ow, oh = output_size(w, h, size, scale, width, height)
     x, y, rw, rh = check_region(region, ow, oh, max(1, limit // (end - start)))
+    fps = Fraction(f.header.fps_num, f.header.fps_den)
+    if isinstance(f.header, bitstream.LatentHeader):
+        from . import clip_codec, latent_codec
+
+        check_decodable(f.header, limit)
+        lc = clip_codec.unpack_clip(f)
+        out = np.empty((end - start, rh, rw, f.header.channels), np.uint8)
+        for i, img in enumerate(lc.frames(start, end)):
+            part = latent_codec.render(img, (oh, ow), (y, x), (y + rh, x + rw))
+            out[i] = np.clip(np.rint(np.moveaxis(part, 0, -1) * 255.0), 0, 255)
+        return Clip(out, fps)
+    arch, params = unpack(f, limit)
     out = np.empty((end - start, rh, rw, arch.channels), np.uint8)
     step = max(1, VIDEO_CHUNK_SAMPLES // (rh * rw))
     for t0 in range(start, end, step):
         t1 = min(end, t0 + step)
         part = render(arch, params, (t, oh, ow), (t0, y, x), (t1, y + rh, x + rw))
         out[t0 - start:t1 - start] = np.clip(np.rint(np.moveaxis(part, 0, -1) * 255.0), 0, 255)
-    return Clip(out, Fraction(f.header.fps_num, f.header.fps_den))
+    return Clip(out, fps)
 
 
 def read_video_stats(data: bytes, ref: Path | None = None, frames=None) -> dict:

@@ -5,7 +5,9 @@ Grids are coded coarsest first; each grid in two checkerboard passes. An anchor 
 column even) sees only its parent: the decoded coarser grid of the same plane, upsampled
 (its value and its four neighbours). The other half also sees its four spatial
 neighbours, which are all anchors. Each pass is one batch, so numpy decodes a grid in two
-vectorised steps.
+vectorised steps. In a clip (format version 4) every latent also sees the same grid of
+the previous frame (the co-located value and its four neighbours, and a flag that is 0 on
+a group's first frame, which has none): temporal context.
 
 Encoder and decoder must compute bit-identical probabilities, so the network runs in
 fixed point: weights are integers times 2^-WEIGHT_BITS, inputs and activations integers
@@ -26,6 +28,7 @@ import numpy as np
 from .errors import AsmrError
 
 CTX_INPUTS = 10  # 4 spatial neighbours, parent and its 4 neighbours, anchor flag
+TEMPORAL_INPUTS = 6  # clips: the previous frame's value and its 4 neighbours, a has-previous flag
 CTX_HIDDEN = 16  # the widest context network (a file says its own width)
 WEIGHT_BITS = 8
 ACT_BITS = 8
@@ -46,13 +49,22 @@ def _scale_table() -> np.ndarray:
 SCALES = _scale_table()
 
 
-def parameter_shapes(n_grids: int, h: int = CTX_HIDDEN) -> list[tuple[str, tuple[int, ...]]]:
-    return [("c_w1", (h, CTX_INPUTS)), ("c_b1", (h,)), ("c_w2", (h, h)), ("c_b2", (h,)),
+def n_inputs(temporal: bool) -> int:
+    return CTX_INPUTS + (TEMPORAL_INPUTS if temporal else 0)
+
+
+def flag_inputs(temporal: bool) -> tuple[int, ...]:
+    """The inputs that are flags (0 or 1), not latent values."""
+    return (CTX_INPUTS - 1,) + ((CTX_INPUTS + TEMPORAL_INPUTS - 1,) if temporal else ())
+
+
+def parameter_shapes(n_grids: int, h: int = CTX_HIDDEN, temporal: bool = False) -> list[tuple[str, tuple[int, ...]]]:
+    return [("c_w1", (h, n_inputs(temporal))), ("c_b1", (h,)), ("c_w2", (h, h)), ("c_b2", (h,)),
             ("c_w3", (2, h)), ("c_b3", (2,)), ("c_grid", (n_grids, 2))]
 
 
-def macs_per_latent(h: int = CTX_HIDDEN) -> int:
-    return CTX_INPUTS * h + h * h + 2 * h
+def macs_per_latent(h: int = CTX_HIDDEN, temporal: bool = False) -> int:
+    return n_inputs(temporal) * h + h * h + 2 * h
 
 
 def to_fixed(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -89,13 +101,15 @@ def _gather4(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> list[np.
 
 
 def contexts(grid: np.ndarray, parent16: np.ndarray | None, rows: np.ndarray, cols: np.ndarray,
-             anchor: bool) -> np.ndarray:
-    """(n, CTX_INPUTS) integer inputs times 2^ACT_BITS, as float64: grid is this grid's
-    int values so far, parent16 16 x the upsampled parent (None at the coarsest level)."""
-    return _contexts(_padded(grid, anchor), _padded_parent(parent16), rows, cols, anchor)
+             anchor: bool, temporal: bool = False, prev: np.ndarray | None = None) -> np.ndarray:
+    """(n, n_inputs) integer inputs times 2^ACT_BITS, as float64: grid is this grid's
+    int values so far, parent16 16 x the upsampled parent (None at the coarsest level),
+    prev (clips) the previous frame's grid (None on a group's first frame)."""
+    pprev = _padded(prev) if temporal and prev is not None else None
+    return _contexts(_padded(grid, anchor), _padded_parent(parent16), rows, cols, anchor, temporal, pprev)
 
 
-def _padded(grid: np.ndarray, anchor: bool) -> np.ndarray | None:
+def _padded(grid: np.ndarray, anchor: bool = False) -> np.ndarray | None:
     return None if anchor else np.pad(grid.astype(np.float64) * (1 << ACT_BITS), 1)
 
 
@@ -104,11 +118,17 @@ def _padded_parent(parent16: np.ndarray | None) -> np.ndarray | None:
 
 
 def _contexts(padded: np.ndarray | None, pp: np.ndarray | None, rows: np.ndarray, cols: np.ndarray,
-              anchor: bool) -> np.ndarray:
+              anchor: bool, temporal: bool = False, pprev: np.ndarray | None = None) -> np.ndarray:
     n = rows.size
+    one = float(1 << ACT_BITS)
     cols_out = [np.zeros(n)] * 4 if padded is None else _gather4(padded, rows, cols)
     cols_out += [np.zeros(n)] * 5 if pp is None else [pp[rows + 1, cols + 1]] + _gather4(pp, rows, cols)
-    cols_out.append(np.full(n, float(1 << ACT_BITS) if anchor else 0.0))
+    cols_out.append(np.full(n, one if anchor else 0.0))
+    if temporal:
+        if pprev is None:
+            cols_out += [np.zeros(n)] * TEMPORAL_INPUTS
+        else:
+            cols_out += [pprev[rows + 1, cols + 1]] + _gather4(pprev, rows, cols) + [np.full(n, one)]
     return np.stack(cols_out, axis=1)
 
 
@@ -138,17 +158,19 @@ class CodedGrid:
     words: np.ndarray  # uint32 range-coder output; empty when lo == hi
 
 
-def _passes(grid: np.ndarray | None, shape, parent, q, k, coder, decode: bool) -> np.ndarray:
+def _passes(grid: np.ndarray | None, shape, parent, q, k, coder, decode: bool, temporal: bool = False,
+            prev: np.ndarray | None = None) -> np.ndarray:
     """Run a grid's two checkerboard passes through `coder` (encoding grid, or decoding
     into a new one); returns the grid."""
     out = np.zeros(shape, np.int64) if decode else grid
     pp = _padded_parent(None if parent is None else up2_int(parent, shape))
+    pprev = _padded(prev) if temporal and prev is not None else None
     for anchor in (True, False):
         all_rows, all_cols = positions(shape, anchor)
         padded = _padded(out, anchor)  # the anchors are complete before the second pass
         for lo in range(0, all_rows.size, CHUNK):  # bounded memory on large images
             rows, cols = all_rows[lo:lo + CHUNK], all_cols[lo:lo + CHUNK]
-            mean, scale = predict(q, k, _contexts(padded, pp, rows, cols, anchor))
+            mean, scale = predict(q, k, _contexts(padded, pp, rows, cols, anchor, temporal, pprev))
             if decode:
                 out[rows, cols] = coder(rows.size, mean, scale)
             else:
@@ -202,3 +224,65 @@ def decode_grids(coded: list[CodedGrid], grids: list[tuple[int, int, tuple[int, 
         done[(level, plane)] = z
         out.append(z)
     return out
+
+
+# -- clips: a group's frames in one stream ------------------------------------------------------
+
+def encode_stream(frames: list[list[np.ndarray]], grids: list[tuple[int, int, tuple[int, int]]],
+                  q: dict[str, np.ndarray]) -> CodedGrid:
+    """A group of frames (per frame: int grids in `grids` order) coded in one range-coder
+    stream, frame after frame, each grid under its parent, its spatial neighbours and the
+    previous frame's same grid; one symbol range for the whole group."""
+    values = [z for f in frames for z in f if z.size]
+    lo = min((int(z.min()) for z in values), default=0)
+    hi = max((int(z.max()) for z in values), default=0)
+    if max(abs(lo), abs(hi)) >= MAX_LATENT:
+        raise AsmrError("latent values too large to code")
+    if lo == hi:
+        return CodedGrid(lo, hi, np.zeros(0, np.uint32))
+    enc = constriction.stream.queue.RangeEncoder()
+    model = constriction.stream.model.QuantizedLaplace(lo, hi)
+
+    def coder(values, mean, scale):
+        enc.encode(values.astype(np.int32), model, mean, scale)
+
+    prev = None
+    for ints in frames:
+        done: dict[tuple[int, int], np.ndarray] = {}
+        for k, ((level, plane, shape), z) in enumerate(zip(grids, ints)):
+            z = np.asarray(z, np.int64)
+            done[(level, plane)] = z
+            _passes(z, shape, done.get((level + 1, plane)), q, k, coder, False, True,
+                    None if prev is None else prev[k])
+        prev = ints
+    return CodedGrid(lo, hi, enc.get_compressed())
+
+
+class StreamDecoder:
+    """Decodes a group's stream one frame at a time (the previous frame is the context)."""
+
+    def __init__(self, coded: CodedGrid, grids: list[tuple[int, int, tuple[int, int]]], q: dict[str, np.ndarray]):
+        self.coded, self.grids, self.q = coded, grids, q
+        self.model = None
+        if coded.lo != coded.hi:
+            self.dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(coded.words, np.uint32))
+            self.model = constriction.stream.model.QuantizedLaplace(coded.lo, coded.hi)
+
+    def _coder(self, n, mean, scale):
+        try:
+            return np.asarray(self.dec.decode(self.model, mean, scale), np.int64)
+        except Exception as exc:  # constriction raises plain exceptions on bad data
+            raise AsmrError(f"corrupt file: latent decoding failed ({exc})") from None
+
+    def next_frame(self, prev: list[np.ndarray] | None) -> list[np.ndarray]:
+        out = []
+        done: dict[tuple[int, int], np.ndarray] = {}
+        for k, (level, plane, shape) in enumerate(self.grids):
+            if self.model is None:
+                z = np.full(shape, self.coded.lo, np.int64)
+            else:
+                z = _passes(None, shape, done.get((level + 1, plane)), self.q, k, self._coder, True, True,
+                            None if prev is None else prev[k])
+            done[(level, plane)] = z
+            out.append(z)
+        return out

@@ -31,18 +31,20 @@ class LatentEncoding:
 
 
 def layout_for(height: int, width: int, channels: int, preset: str, hidden: int | None,
-               levels: int | None) -> Layout:
+               levels: int | None, pixels: int | None = None, presets=LATENT_PRESETS) -> Layout:
+    """An image's layout (a frame's, for a clip whose networks serve `pixels` pixels)."""
     from .errors import AsmrError
 
-    p = LATENT_PRESETS[preset]
+    p = presets[preset]
+    pixels = height * width if pixels is None else pixels
     lv = levels if levels is not None else default_levels(height, width, p.levels)
     most = max_levels(height, width)
     if not 1 <= lv <= most:
         raise AsmrError(f"--levels {lv}: expected 1..{most} for a {width}x{height} image")
-    hid = hidden if hidden is not None else small_width(height * width, p.hidden)
+    hid = hidden if hidden is not None else small_width(pixels, p.hidden)
     if not 0 <= hid <= bitstream.MAX_SYNTH_HIDDEN:
         raise AsmrError(f"--hidden {hid}: expected 0..{bitstream.MAX_SYNTH_HIDDEN}")
-    return Layout(height, width, channels, lv, hid, context_width(height * width))
+    return Layout(height, width, channels, lv, hid, context_width(pixels))
 
 
 def max_levels(height: int, width: int) -> int:

@@ -57,8 +57,10 @@ def quantise_synthesis(layout: Layout, synthesis: dict[str, np.ndarray], bits: i
     return tensors, weights
 
 
-def context_tensors(q: dict[str, np.ndarray], n_grids: int, hidden: int) -> list[bitstream.Tensor]:
-    return [bitstream.Tensor(CONTEXT_STEP, entropy.encode(q[name])) for name, _ in cm.parameter_shapes(n_grids, hidden)]
+def context_tensors(q: dict[str, np.ndarray], n_grids: int, hidden: int,
+                    temporal: bool = False) -> list[bitstream.Tensor]:
+    return [bitstream.Tensor(CONTEXT_STEP, entropy.encode(q[name]))
+            for name, _ in cm.parameter_shapes(n_grids, hidden, temporal)]
 
 
 def pack(header: bitstream.LatentHeader, synthesis: dict[str, np.ndarray], context: dict[str, np.ndarray],
@@ -75,19 +77,26 @@ def pack(header: bitstream.LatentHeader, synthesis: dict[str, np.ndarray], conte
 
 def unpack(f: bitstream.AsmrFile) -> LatentImage:
     layout = f.header.layout
-    names = [n for n, _ in layout.synthesis_shapes()]
+    syn, ctx = unpack_networks(layout, f.tensors)
+    latents = cm.decode_grids(f.grids, layout.grids(), ctx)
+    return LatentImage(layout, syn, ctx, latents)
+
+
+def unpack_networks(layout: Layout, tensors: list[bitstream.Tensor], temporal: bool = False):
+    """The synthesis weights (dequantised) and the context model's integers from the file's
+    tensors, in that order."""
+    shapes = layout.synthesis_shapes()
     syn = {}
-    for (name, shape), t in zip(layout.synthesis_shapes(), f.tensors[:len(names)]):
+    for (name, shape), t in zip(shapes, tensors[:len(shapes)]):
         syn[name] = dequantize(entropy.decode(t.coded, shape), t.steps)
     ctx = {}
-    shapes = cm.parameter_shapes(len(layout.grids()), layout.context_hidden)
-    for (name, shape), t in zip(shapes, f.tensors[len(names):]):
+    for (name, shape), t in zip(cm.parameter_shapes(len(layout.grids()), layout.context_hidden, temporal),
+                                tensors[len(shapes):]):
         values = entropy.decode(t.coded, shape)
         if values.size and np.abs(values).max() >= cm.MAX_WEIGHT:
             raise AsmrError("corrupt file: context-model weight out of range")
         ctx[name] = values
-    latents = cm.decode_grids(f.grids, layout.grids(), ctx)
-    return LatentImage(layout, syn, ctx, latents)
+    return syn, ctx
 
 
 def render_native(img: LatentImage) -> np.ndarray:
@@ -164,14 +173,14 @@ def render(img: LatentImage, out_size: tuple[int, int], top_left: tuple[int, int
     return _finite(out)
 
 
-def decoder_macs(layout: Layout) -> float:
-    return macs_per_pixel(layout, cm.macs_per_latent(layout.context_hidden))
+def decoder_macs(layout: Layout, temporal: bool = False) -> float:
+    return macs_per_pixel(layout, cm.macs_per_latent(layout.context_hidden, temporal))
 
 
-def unshared_macs(layout: Layout) -> float:
+def unshared_macs(layout: Layout, temporal: bool = False) -> float:
     """The same decoder with every level evaluated at every pixel (no activation sharing):
     each level's modulation per pixel instead of per cell."""
     n = layout.height * layout.width
     per_pixel = sum(layout.features * len(layout.planes(lv)) for lv in range(layout.levels))
     shared = sum(layout.features * len(layout.planes(lv)) * h * w for lv, (h, w) in enumerate(layout.shapes)) / n
-    return decoder_macs(layout) - shared + per_pixel
+    return decoder_macs(layout, temporal) - shared + per_pixel

@@ -119,27 +119,40 @@ def choose_lambda(layout: Layout, image: np.ndarray, target_bits: float) -> floa
     ratio = trained_rate_ratio(target_bits / (layout.height * layout.width))
     pyramid = residual_pyramid(layout, torch.from_numpy(np.ascontiguousarray(image, np.float32)))
     unit = level_gains(layout, 1.0)  # gains scale as sqrt(lam)
-    gen = torch.Generator().manual_seed(0)
-    planes = []  # (level, values, weight): large planes through a fixed sample
+    planes = sampled_planes(pyramid, torch.Generator().manual_seed(0))
+    return bisect_lambda(lambda lam: rounded_entropy(planes, unit, lam) * ratio, target_bits)
+
+
+def sampled_planes(pyramid: list[torch.Tensor], gen: torch.Generator) -> list[tuple[int, torch.Tensor, float]]:
+    """(level, values, weight) per plane of a pyramid: large planes through a fixed sample
+    of ENTROPY_SAMPLE values, weighted back to the plane's size."""
+    planes = []
     for lv, r in enumerate(pyramid):
         for plane in r.reshape(r.shape[0], -1):
-            if plane.numel() > ENTROPY_SAMPLE:
-                plane = plane[torch.randint(0, plane.numel(), (ENTROPY_SAMPLE,), generator=gen)]
-            planes.append((lv, plane, r[0].numel() / plane.numel()))
+            size = plane.numel()
+            if size > ENTROPY_SAMPLE:
+                plane = plane[torch.randint(0, size, (ENTROPY_SAMPLE,), generator=gen)]
+            planes.append((lv, plane, size / plane.numel()))
+    return planes
 
-    def bits(lam: float) -> float:
-        total = 0.0
-        for lv, plane, weight in planes:
-            q = torch.round(plane / (unit[lv] * math.sqrt(lam)))
-            _, counts = torch.unique(q, return_counts=True)
-            p = counts.double() / q.numel()
-            total += weight * float(-(counts.double() * torch.log2(p)).sum())
-        return total
 
+def rounded_entropy(planes: list[tuple[int, torch.Tensor, float]], unit: list[float], lam: float) -> float:
+    """Empirical entropy in bits of the planes rounded in lam's per-level steps."""
+    total = 0.0
+    for lv, plane, weight in planes:
+        q = torch.round(plane / (unit[lv] * math.sqrt(lam)))
+        _, counts = torch.unique(q, return_counts=True)
+        p = counts.double() / q.numel()
+        total += weight * float(-(counts.double() * torch.log2(p)).sum())
+    return total
+
+
+def bisect_lambda(bits: Callable[[float], float], target_bits: float) -> float:
+    """The lam at which the decreasing bits(lam) meets target_bits (bisection on log)."""
     lo, hi = math.log(1e-6), math.log(10.0)
     for _ in range(20):
         mid = (lo + hi) / 2
-        if bits(math.exp(mid)) * ratio > target_bits:
+        if bits(math.exp(mid)) > target_bits:
             lo = mid
         else:
             hi = mid
@@ -147,6 +160,8 @@ def choose_lambda(layout: Layout, image: np.ndarray, target_bits: float) -> floa
 
 
 class LatentModel(nn.Module):
+    temporal = False  # a clip's context model also sees the previous frame (clip_fit)
+
     def __init__(self, layout: Layout, image: torch.Tensor, lam: float):
         super().__init__()
         self.layout = layout
@@ -170,7 +185,7 @@ class LatentModel(nn.Module):
         self.latents = nn.ParameterList([nn.Parameter(z) for z in self._pyramid(image)])
         grids = layout.grids()
         ctx = {}
-        for name, shape in cm.parameter_shapes(len(grids), layout.context_hidden):
+        for name, shape in cm.parameter_shapes(len(grids), layout.context_hidden, self.temporal):
             t = torch.zeros(shape)
             if name in ("c_w1", "c_w2"):
                 nn.init.uniform_(t, -1 / math.sqrt(max(1, shape[1])), 1 / math.sqrt(max(1, shape[1])))
@@ -215,37 +230,55 @@ class LatentModel(nn.Module):
         lay = self.layout
         total = torch.zeros(())
         by_plane = {}
-        for k, (lv, plane, (h, w)) in enumerate(lay.grids()):
-            z = latents[lv][lay.planes(lv).index(plane)]
+        for k, (lv, plane, _) in enumerate(lay.grids()):
+            z = latents[lv][lay.planes(lv).index(plane)][None]
             by_plane[(lv, plane)] = z
-            n = h * w
-            if fraction < 1 and n > SAMPLE_ABOVE:
-                m = max(1, min(int(n * fraction), MAX_SAMPLED_LATENTS))
-                idx = torch.randint(0, n, (m,), generator=generator)
-                weight = n / m
-            else:
-                idx = torch.arange(n)
-                weight = 1.0
-            rows, cols = idx // w, idx % w
-            anchor = (rows + cols) % 2 == 0
-            centre = (rows + 1) * (w + 2) + cols + 1
-            offsets = (-(w + 2), w + 2, -1, 1)
-            pz = F.pad(z[None, None], (1, 1, 1, 1))[0, 0].reshape(-1)
-            feats = [pz[centre + o] * (~anchor) for o in offsets]
-            parent = by_plane.get((lv + 1, plane))
-            if parent is None:
-                feats += [torch.zeros(idx.shape[0])] * 5
-            else:
-                pp = F.pad(up2(TORCH, parent[None], (h, w)), (1, 1, 1, 1))[0].reshape(-1)
-                feats += [pp[centre]] + [pp[centre + o] for o in offsets]
-            feats.append(anchor.float())
-            x = torch.stack(feats, -1)
-            c = self.ctx
-            hid = torch.relu(x @ c["c_w1"].T + c["c_b1"])
-            hid = torch.relu(hid @ c["c_w2"].T + c["c_b2"])
-            out = hid @ c["c_w3"].T + c["c_b3"] + c["c_grid"][k]
-            total = total + laplace_bits(pz[centre], out[:, 0], out[:, 1]).sum() * weight
+            total = total + grid_bits(self.ctx, k, z, by_plane.get((lv + 1, plane)), fraction, generator).sum()
         return total
+
+
+def context_net(c: dict[str, torch.Tensor], k: int, x: torch.Tensor) -> torch.Tensor:
+    """The context model in floating point: (n, inputs) -> (n, 2) mean and log-scale."""
+    hid = torch.relu(x @ c["c_w1"].T + c["c_b1"])
+    hid = torch.relu(hid @ c["c_w2"].T + c["c_b2"])
+    return hid @ c["c_w3"].T + c["c_b3"] + c["c_grid"][k]
+
+
+def grid_bits(c: dict[str, torch.Tensor], k: int, z: torch.Tensor, parent: torch.Tensor | None,
+              fraction: float, generator: torch.Generator | None,
+              prev: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Estimated bits, per frame (W,), of grid k in frames z (W, h, w), parent (W, h', w') its coarser grid,
+    prev (clips) the previous frames' same grid (W, h, w) with a (W,) has-previous flag;
+    large grids through a sample of positions (an unbiased estimate)."""
+    frames, h, w = z.shape
+    n = frames * h * w
+    if fraction < 1 and n > SAMPLE_ABOVE:
+        m = max(1, min(int(n * fraction), MAX_SAMPLED_LATENTS))
+        idx = torch.randint(0, n, (m,), generator=generator)
+        weight = n / m
+    else:
+        idx = torch.arange(n)
+        weight = 1.0
+    t, rest = idx // (h * w), idx % (h * w)
+    rows, cols = rest // w, rest % w
+    anchor = (rows + cols) % 2 == 0
+    centre = t * (h + 2) * (w + 2) + (rows + 1) * (w + 2) + cols + 1
+    offsets = (-(w + 2), w + 2, -1, 1)
+    pz = F.pad(z, (1, 1, 1, 1)).reshape(-1)
+    feats = [pz[centre + o] * (~anchor) for o in offsets]
+    if parent is None:
+        feats += [torch.zeros(idx.shape[0])] * 5
+    else:
+        pp = F.pad(up2(TORCH, parent, (h, w)), (1, 1, 1, 1)).reshape(-1)
+        feats += [pp[centre]] + [pp[centre + o] for o in offsets]
+    feats.append(anchor.float())
+    if prev is not None:
+        values, has = prev
+        pv = F.pad(values, (1, 1, 1, 1)).reshape(-1)
+        feats += [pv[centre]] + [pv[centre + o] for o in offsets] + [has[t]]
+    out = context_net(c, k, torch.stack(feats, -1))
+    bits = laplace_bits(pz[centre], out[:, 0], out[:, 1]) * weight
+    return torch.zeros(frames).index_add(0, t, bits)  # per frame
 
 
 def laplace_bits(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -258,6 +291,51 @@ def laplace_bits(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -
 
     p = (cdf(x + 0.5) - cdf(x - 0.5)).clamp_min(2.0**-30)
     return -torch.log2(p)
+
+
+class Schedule:
+    """A fit's steps: the learning rate's cosine decay, the rounding phase, lam steered
+    towards the target rate while rounding, the estimate of the total time at step 10
+    and the wall-clock cap (the schedule shrinks to fit it)."""
+
+    def __init__(self, cfg: LatentFitConfig, start: float):
+        self.cfg, self.start = cfg, start
+        self.total = max(1, cfg.iters)
+        self.lam = cfg.lam
+        self.rate: float | None = None
+        self.estimated: float | None = None
+        self.loop_start = time.perf_counter()
+
+    def lr_ratio(self, step: int) -> float:
+        r = self.cfg.final_lr_ratio
+        return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * step / self.total))
+
+    def hard(self, step: int) -> bool:
+        return step >= self.total - int(round(self.total * self.cfg.ste_fraction))
+
+    def steer(self, step: int, bits: float) -> None:
+        """With true rounding the bit estimate is what the coder will spend: steer lam so
+        the file lands on the rate (rescaling latents afterwards costs ~3 dB)."""
+        if not self.cfg.target_bits:
+            return
+        self.rate = bits if self.rate is None else 0.8 * self.rate + 0.2 * bits
+        if step % 5 == 0:
+            self.lam *= float(np.clip(self.rate / self.cfg.target_bits, 0.9, 1.11))
+
+    def finished(self, step: int) -> bool:
+        """After `step` steps: whether to stop. The time per step is measured at step 10
+        (the estimate) and again at steps 16, 32, 64, ... until the rounding phase, so the
+        plan fills the cap even when the first steps were slow."""
+        now = time.perf_counter()
+        limit = self.cfg.time_limit
+        if step == 10 or (step >= 16 and step & (step - 1) == 0 and not self.hard(step)):
+            per_step = (now - self.loop_start) / step
+            if limit:
+                fit_in = step + int(max(0.0, limit - (now - self.loop_start)) * 0.95 / per_step)
+                self.total = max(step + 1, min(max(1, self.cfg.iters), fit_in))
+            if step == 10:
+                self.estimated = (now - self.start) + per_step * (self.total - step)
+        return step >= self.total or bool(limit and now - self.loop_start > limit)
 
 
 def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
@@ -273,19 +351,14 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
     nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
     opt = torch.optim.Adam([{"params": list(model.latents), "lr": cfg.latent_lr, "base": cfg.latent_lr},
                             {"params": nets, "lr": cfg.net_lr, "base": cfg.net_lr}])
-    lam = cfg.lam
-    rate = None
-    total = max(1, cfg.iters)
+    sched = Schedule(cfg, start)
     sample = n > SAMPLE_ABOVE and cfg.pixel_fraction < 1
     step = 0
-    estimated = None
-    loop_start = time.perf_counter()
-    while step < total:
-        frac = step / total
-        ratio = cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+    while step < sched.total:
+        ratio = sched.lr_ratio(step)
         for g in opt.param_groups:
             g["lr"] = g["base"] * ratio
-        hard = step >= total - int(round(total * cfg.ste_fraction))
+        hard = sched.hard(step)
         if hard:
             zs = [z + (torch.round(z) - z).detach() for z in model.latents]
         else:
@@ -296,35 +369,21 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         ref = flat if pixels is None else flat[:, pixels]
         mse = ((out - ref) ** 2).mean()
         bits = model.rate_bits(zs, cfg.rate_fraction, gen)
-        loss = mse + lam * bits / n
-        if hard and cfg.target_bits:
-            # with true rounding the bit estimate is what the coder will spend: steer lam so
-            # the file lands on the rate (rescaling latents afterwards costs ~3 dB)
-            b = float(bits.detach())
-            rate = b if rate is None else 0.8 * rate + 0.2 * b
-            if step % 5 == 0:
-                lam *= float(np.clip(rate / cfg.target_bits, 0.9, 1.11))
+        loss = mse + sched.lam * bits / n
+        if hard:
+            sched.steer(step, float(bits.detach()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets, 1.0)
         opt.step()
         step += 1
-        if progress and (step % 10 == 0 or step == total):
-            progress(step, total, 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
-        if step == 10:
-            per_step = (time.perf_counter() - loop_start) / step
-            estimated = (time.perf_counter() - start) + per_step * (total - step)
-            if cfg.time_limit:
-                fit_in = step + int(max(0.0, cfg.time_limit - (time.perf_counter() - loop_start)) * 0.9 / per_step)
-                if fit_in < total:
-                    total = max(step + 1, fit_in)
-                    estimated = (time.perf_counter() - start) + per_step * (total - step)
-        if cfg.time_limit and time.perf_counter() - loop_start > cfg.time_limit:
+        if progress and (step % 10 == 0 or step == sched.total):
+            progress(step, sched.total, 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
+        if sched.finished(step):
             break
     with torch.no_grad():
         syn = {k: v.detach().numpy().astype(np.float32) for k, v in model.synthesis_params().items()}
         ctx = {k: v.detach().numpy().astype(np.float32) for k, v in model.ctx.items()}
         lat = [model.latents[lv][layout.planes(lv).index(p)].detach().numpy().astype(np.float32)
                for lv, p, _ in layout.grids()]
-    return LatentFitResult(syn, ctx, lat, step, lam, time.perf_counter() - start, estimated)
-
+    return LatentFitResult(syn, ctx, lat, step, sched.lam, time.perf_counter() - start, sched.estimated)

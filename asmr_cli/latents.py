@@ -160,16 +160,18 @@ def features(ops: ArrayOps, layout: Layout, p: dict[str, Array], latents: list[A
     return acc
 
 
-def up2_at(a: Array, rows: Array, cols: Array) -> Array:
+def up2_at(a: Array, rows: Array, cols: Array, frames: Array | None = None) -> Array:
     """up2(a) at the given full-resolution (row, col) samples only: (F, n) from a (F, h, w),
-    the same weights as `up2` (3/4 own cell, 1/4 the nearer neighbour), gathered."""
-    h, w = a.shape[1], a.shape[2]
+    or from a (F, T, h, w) at the given frames, with the same weights as `up2` (3/4 own
+    cell, 1/4 the nearer neighbour), gathered."""
+    h, w = a.shape[-2], a.shape[-1]
+    base = 0 if frames is None else frames * (h * w)
     i, j = rows // 2, cols // 2
     ni = (i + 2 * (rows % 2) - 1).clip(0, h - 1)
     nj = (j + 2 * (cols % 2) - 1).clip(0, w - 1)
     flat = a.reshape(a.shape[0], -1)
-    return (0.5625 * flat[:, i * w + j] + 0.1875 * flat[:, ni * w + j] + 0.1875 * flat[:, i * w + nj]
-            + 0.0625 * flat[:, ni * w + nj])
+    return (0.5625 * flat[:, base + i * w + j] + 0.1875 * flat[:, base + ni * w + j]
+            + 0.1875 * flat[:, base + i * w + nj] + 0.0625 * flat[:, base + ni * w + nj])
 
 
 def mlp(ops: ArrayOps, layout: Layout, p: dict[str, Array], a: Array) -> Array:

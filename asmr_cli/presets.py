@@ -79,3 +79,12 @@ LATENT_PRESETS: dict[str, LatentPreset] = {
     "default": LatentPreset(iters=600, time_limit=150),
     "high": LatentPreset(iters=3000, time_limit=840),
 }
+
+
+# Clips (format version 4): the whole clip's training time; a step trains a window of
+# frames (clip_fit.WINDOW_PIXELS), so the steps a clip needs grow with its length.
+CLIP_PRESETS: dict[str, LatentPreset] = {
+    "fast": LatentPreset(iters=600, time_limit=120),
+    "default": LatentPreset(iters=4000, time_limit=420),
+    "high": LatentPreset(iters=16000, time_limit=1800),
+}

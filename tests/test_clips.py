@@ -1,0 +1,159 @@
+"""Format version 4: clips as latent pyramids per frame under a temporal context model."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from asmr_cli import bitstream, clip_encoder
+from asmr_cli import context_model as cm
+from asmr_cli.codec import EncodeOptions, decode_video, encode_clip, read_video_stats, render_clip
+from asmr_cli.errors import AsmrError
+from asmr_cli.video import Clip, FrameRange, frame_psnr
+
+FAST = dict(preset="fast", iters=40, device="cpu")
+
+
+def moving(t=6, h=24, w=32, speed=1, seed=0) -> Clip:
+    """A textured background with a square moving `speed` pixels a frame, a little noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([0.5 + 0.3 * np.sin(x / 3.0) * np.cos(y / 4.0), 0.4 + 0.2 * np.cos((x + y) / 5.0),
+                     0.3 + 0.3 * y / max(1, h - 1)], -1)
+    frames = []
+    for i in range(t):
+        f = base.copy()
+        x0 = (2 + speed * i) % max(1, w - 6)
+        f[4:10, x0:x0 + 6] = (0.9, 0.2, 0.1)
+        px = f * 255 + rng.normal(0, 1.0, f.shape)
+        frames.append(np.clip(np.rint(px), 0, 255).astype(np.uint8))
+    return Clip(np.stack(frames), Fraction(25))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    clip = moving()
+    return clip, encode_clip(clip, EncodeOptions(bpp=2.0, **FAST))
+
+
+def test_round_trip_is_format_4(encoded):
+    clip, res = encoded
+    f = bitstream.loads(res.data)
+    assert f.version == bitstream.CLIP_VERSION and f.header.kind == bitstream.KIND_VIDEO
+    out = decode_video(res.data)
+    assert out.frames.shape == clip.frames.shape and out.fps == Fraction(25)
+    assert res.stats["format_version"] == 4 and res.stats["model"] == "latent" and res.stats["frames"] == 6
+    assert res.stats["psnr"] == pytest.approx(float(np.mean(frame_psnr(clip.frames, out.frames))), abs=1e-2)
+    assert res.stats["psnr"] >= 24.0
+    assert res.stats["bpp"] == pytest.approx(len(res.data) * 8 / (6 * 24 * 32), rel=1e-3)
+    stats = read_video_stats(res.data)
+    assert stats["macs_per_pixel"] < stats["unshared_macs_per_pixel"]
+
+
+def test_bpp_within_five_percent_and_size_never_over():
+    clip = moving(6, 32, 40, seed=3)
+    n = 6 * 32 * 40
+    res = encode_clip(clip, EncodeOptions(bpp=1.5, **FAST))
+    assert abs(len(res.data) * 8 / n - 1.5) <= 0.05 * 1.5
+    res = encode_clip(clip, EncodeOptions(size=1200, **FAST))
+    assert len(res.data) <= 1200
+
+
+def test_same_bytes_for_the_same_seed():
+    clip = moving(3, 16, 20)
+    a = encode_clip(clip, EncodeOptions(bpp=2.0, **FAST)).data
+    b = encode_clip(clip, EncodeOptions(bpp=2.0, **FAST)).data
+    assert a == b
+
+
+def test_groups_and_frame_ranges(monkeypatch):
+    monkeypatch.setattr(clip_encoder, "GROUP_FRAMES", 2)
+    clip = moving(5, 16, 24, seed=1)
+    res = encode_clip(clip, EncodeOptions(bpp=3.0, **FAST))
+    h = bitstream.loads(res.data).header
+    assert h.group == 2 and h.group_spans() == [(0, 2), (2, 4), (4, 5)]
+    whole = decode_video(res.data).frames
+    for rng in [FrameRange(0, 1), FrameRange(1, 4), FrameRange(3, None), FrameRange(4, 9)]:
+        np.testing.assert_array_equal(decode_video(res.data, rng).frames, whole[rng.start:rng.end])
+
+
+def test_any_size_and_region(encoded):
+    _, res = encoded
+    whole = decode_video(res.data).frames
+    np.testing.assert_array_equal(render_clip(res.data).frames, whole)
+    big = render_clip(res.data, size=(64, 48), frames=FrameRange(1, 3))
+    assert big.frames.shape == (2, 48, 64, 3)
+    part = render_clip(res.data, region=(4, 2, 10, 8))
+    np.testing.assert_array_equal(part.frames, whole[:, 2:10, 4:14])
+    half = render_clip(res.data, scale=0.5)
+    assert half.frames.shape == (6, 12, 16, 3)
+
+
+def test_temporal_context_stream_round_trip():
+    """A group's frames coded in one stream, each with the previous frame as context,
+    decode frame by frame to the same integers."""
+    rng = np.random.default_rng(0)
+    grids = [(1, 0, (3, 4)), (0, 0, (6, 8))]
+    params = {name: rng.normal(0, 0.3, shape) for name, shape in cm.parameter_shapes(2, 4, True)}
+    q = cm.to_fixed(params)
+    frames = [[rng.integers(-3, 4, s) for _, _, s in grids]]
+    for _ in range(3):
+        frames.append([z + rng.integers(-1, 2, z.shape) * (rng.random(z.shape) < 0.3) for z in frames[-1]])
+    dec = cm.StreamDecoder(cm.encode_stream(frames, grids, q), grids, q)
+    prev = None
+    for f in frames:
+        prev = dec.next_frame(prev)
+        for a, b in zip(f, prev):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_still_clip_codes_its_later_frames_almost_free():
+    """Six copies of a frame cost little more than the frame alone: the temporal context
+    predicts each latent from the previous frame's."""
+    frame = moving(1, 32, 40).frames
+    one = encode_clip(Clip(frame, Fraction(25)), EncodeOptions(quality=80, **FAST))
+    six = encode_clip(Clip(np.repeat(frame, 6, axis=0), Fraction(25)), EncodeOptions(quality=80, **FAST))
+    latent_bytes = [4 * bitstream.loads(r.data).grids[0].words.size for r in (one, six)]
+    assert latent_bytes[0] > 0 and latent_bytes[1] <= 1.3 * latent_bytes[0], latent_bytes
+
+
+def test_coordinate_model_still_encodes_clips():
+    clip = moving(3, 16, 20)
+    res = encode_clip(clip, EncodeOptions(model="coordinate", preset="fast", iters=30, device="cpu", bpp=4.0))
+    assert bitstream.loads(res.data).version == bitstream.VERSION
+    assert decode_video(res.data).frames.shape == clip.frames.shape
+
+
+def test_corrupt_and_hostile_files_raise_asmr_error(encoded):
+    _, res = encoded
+    data = bytearray(res.data)
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        bad = bytearray(data)
+        for i in rng.integers(0, len(bad), 3):
+            bad[i] ^= int(rng.integers(1, 256))
+        try:
+            decode_video(bytes(bad))
+        except AsmrError:
+            pass
+    for cut in (10, len(data) // 2, len(data) - 1):
+        with pytest.raises(AsmrError):
+            decode_video(bytes(data[:cut]))
+
+
+@pytest.mark.parametrize("frames,group", [(4, 5), (4, 0), (1 << 21, 1)])
+def test_header_caps(frames, group):
+    h = bitstream.LatentHeader((frames, 16, 16), 3, 8, 3, 4, 4, bitstream.KIND_VIDEO, 25, 1, group)
+    data = bitstream.dumps(bitstream.AsmrFile(h, []))
+    with pytest.raises(AsmrError):
+        bitstream.loads(data)
