@@ -11,7 +11,7 @@ import numpy as np
 
 from . import bitstream
 from .clip_codec import pack_clip
-from .image_encoder import _fit_rate, _prune_order, _pruned, layout_for, network_bytes, rescale
+from .image_encoder import _fit_rate, layout_for, network_bytes, rescale
 from .latent_codec import WEIGHT_BITS_CHOICES, quantise_synthesis
 from .latents import Layout, by_level, synthesize_numpy
 from .presets import CLIP_PRESETS
@@ -20,6 +20,16 @@ from .ratecontrol import Target
 GROUP_FRAMES = 128  # the most frames a group holds (a group's first frame has no temporal context)
 GROUP_PIXELS = 1 << 25  # the most pixels a group holds: bounds the encoder's memory
 CHECK_FRAMES = 8  # frames the weights' precision is judged on
+# lam is chosen for a little more than the budget: pruning the latents one step from what
+# their context expects costs little, while a file under the --bpp tolerance is rescaled,
+# which costs much more
+AIM_ABOVE = 1.05
+# lam steered at most this factor from its start. With uniform noise the bit estimate of
+# latents the temporal context predicts sharply is far above what the coder spends, so a
+# clip steers by the rate of its rounded latents; late in the schedule the rate barely
+# answers (carphone at 0.1 bpp: lam raised 10x in the rounding phase left the file at
+# 67 KB, where that lam from the start gives 8 KB), so the noise phase steers too.
+STEER_RANGE = 4.0
 
 
 @dataclass
@@ -68,10 +78,11 @@ def encode(clip: np.ndarray, header: bitstream.LatentHeader, target: Target, pre
     for i, (s, e) in enumerate(spans):
         share = (e - s) / frames
         part = clip[:, s:e]
-        lam = choose_clip_lambda(layout, part, latent_bits * share)
+        lam = choose_clip_lambda(layout, part, latent_bits * share * AIM_ABOVE)
         cfg = LatentFitConfig(iters=iters if iters is not None else p.iters, lam=lam,
                               target_bits=latent_bits * share,
-                              time_limit=None if limit is None else max(1.0, limit * share), seed=seed + i)
+                              time_limit=None if limit is None else max(1.0, limit * share), seed=seed + i,
+                              steer_range=STEER_RANGE)
 
         def report(step, total, psnr, _s=done_steps, _g=i):
             if progress:
@@ -97,25 +108,69 @@ def encode(clip: np.ndarray, header: bitstream.LatentHeader, target: Target, pre
             best = (score, bits)
     bits = best[1]
 
-    flat = [z for f in fits for frame in f.latents for z in frame]
-    order = _prune_order(flat)
-    per_frame = len(layout.grids())
-
-    def file_at(scale: float = 1.0, prune: int = 0) -> bytes:
-        pruned = _pruned(flat, order, prune)
-        groups, k = [], 0
+    def file_at(scale: float = 1.0, keep: float = 0.5) -> bytes:
+        groups = []
         for f in fits:
-            count = len(f.latents) * per_frame
-            syn, ctx, lat = rescale(f.synthesis, f.context, pruned[k:k + count], scale)
-            k += count
-            groups.append((syn, ctx, [lat[j:j + per_frame] for j in range(0, count, per_frame)]))
+            syn, ctx, lat = rescale(f.synthesis, f.context, [z for fr in _kept(f.latents, keep) for z in fr], scale)
+            per = len(layout.grids())
+            groups.append((syn, ctx, [lat[j:j + per] for j in range(0, len(lat), per)]))
         return pack_clip(header, groups, bits)
 
-    data, _ = _fit_rate(file_at, target, len(order[0]))
+    data = _fit_clip_rate(file_at, target)
     estimated = None
     if all(f.estimated_seconds is not None for f in fits):
         estimated = sum(f.estimated_seconds for f in fits)
     return ClipEncoding(data, done_steps, lam, bits, estimated)
+
+
+KEEP_MAX = 2.5  # the widest dead zone the rate fit tries (in quantisation steps)
+RATE_TRIES = 6  # codings of the whole clip the rate fit may try
+CLIP_CLOSE = 0.02  # ... stopping once the file is this close under the budget
+
+
+def _kept(frames: list[list[np.ndarray]], keep: float) -> list[list[np.ndarray]]:
+    """The latents of a group with a dead zone around what the context expects: frame by
+    frame, a latent within `keep` steps of the previous frame's (final) value takes that
+    value, and on the group's first frame one within `keep` of 0 becomes 0. keep = 0.5 is
+    plain rounding; wider zones cost a little distortion and save bits where the temporal
+    context is sure. Frame after frame, so each frame sees its predecessor as coded."""
+    if keep <= 0.5:
+        return frames
+    out, prev = [], None
+    for frame in frames:
+        goal = [np.zeros_like(z) for z in frame] if prev is None else prev
+        cur = [np.where(np.abs(z - g) < keep, g, np.rint(z)) for z, g in zip(frame, goal)]
+        out.append(cur)
+        prev = cur
+    return out
+
+
+def _fit_clip_rate(file_at, target: Target) -> bytes:
+    """The file as trained when it meets the target. Over budget: a dead zone (_kept) wide
+    enough to fit, found by regula falsi on its width (each try codes the whole clip, so
+    at most RATE_TRIES tries, stopping within CLIP_CLOSE under the budget). Under an
+    explicit --bpp by more than RATE_TOLERANCE, or over even at KEEP_MAX: the image
+    encoder's rescaling, which costs more."""
+    budget = target.budget_bytes
+    data = file_at()
+    if len(data) <= budget:
+        return _fit_rate(file_at, target, 0)[0]
+    widest = file_at(keep=KEEP_MAX)
+    if len(widest) > budget:
+        return _fit_rate(lambda scale=1.0, prune=0: file_at(scale, KEEP_MAX), target, 0)[0]
+    goal = (1 - CLIP_CLOSE / 2) * budget
+    (k_lo, s_lo), (k_hi, s_hi), best = (0.5, len(data)), (KEEP_MAX, len(widest)), widest
+    for _ in range(RATE_TRIES):
+        t = (s_lo - goal) / max(1, s_lo - s_hi)
+        k = k_lo + min(0.9, max(0.1, t)) * (k_hi - k_lo)
+        cand = file_at(keep=k)
+        if len(cand) <= budget:
+            best, k_hi, s_hi = cand, k, len(cand)
+            if len(cand) >= (1 - CLIP_CLOSE) * budget:
+                break
+        else:
+            k_lo, s_lo = k, len(cand)
+    return best
 
 
 def group_count(frames: int, height: int, width: int) -> int:

@@ -39,6 +39,8 @@ WINDOW_PIXELS = 1 << 19  # pixels of the frames a step trains (at least one fram
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 PAIRS = 6  # frame pairs choose_clip_lambda looks at
+STEER_FROM = 0.1  # lam is steered from this share of the steps on (by the rounded rate)
+NOISE_PHASE_AIM = 1.05  # ... towards this x the target before the rounding phase, which lowers it
 
 
 @dataclass
@@ -71,9 +73,10 @@ def clip_pyramid(layout: Layout, clip: torch.Tensor, gains: list[float]) -> list
 
 def trained_clip_ratio(bpp: float) -> float:
     """What trained latents cost as a share of the starting pyramid's entropy (the first
-    frame's, plus the frame-to-frame differences' for the others) at the same lam: fitted
-    on carphone; bikes is the check (docs/video.md)."""
-    return 0.5
+    frame's, plus the frame-to-frame differences' for the others) at the same lam, as a
+    function of the rate: measured on carphone at fixed lam (0.28 at 0.056 bpp, 0.39-0.41
+    at 0.19-0.20 bpp, 360-390 steps); bikes is the check (docs/video.md)."""
+    return 0.40 * (max(bpp, 0.005) / 0.2) ** 0.27
 
 
 def choose_clip_lambda(layout: Layout, clip: np.ndarray, target_bits: float) -> float:
@@ -181,7 +184,8 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
     lat = [z.data for z in model.latents]
     moments = [(torch.zeros_like(z), torch.zeros_like(z)) for z in lat]
     visits = torch.zeros(frames)
-    frame_bits = torch.zeros(frames)  # latest bit estimate of each frame (for lam steering)
+    frame_bits = torch.zeros(frames)  # latest rounded-phase bit estimate of each frame (lam steering)
+    seen = torch.zeros(frames, dtype=torch.bool)
     sched = Schedule(cfg, start)
     b1, b2 = ADAM_BETAS
     step = 0
@@ -208,9 +212,18 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
         mse = ((out - ref) ** 2).mean()
         bits = model.window_bits(zs, before, cfg.rate_fraction, gen)
         loss = mse + sched.lam * bits.sum() / n
-        frame_bits[t0:t1] = bits.detach()
-        if hard:
-            sched.steer(step, float(frame_bits.sum()))
+        if hard:  # rounded latents: the estimate is what the coder will spend
+            frame_bits[t0:t1] = bits.detach()
+            seen[t0:t1] = True
+            sched.steer(step, float(frame_bits[seen].mean()) * frames)
+        elif step >= STEER_FROM * sched.total and step % 10 == 0:
+            # the noisy estimate is no guide (see clip_encoder.STEER_RANGE): the rate of the
+            # rounded window, while lam can still move it
+            with torch.no_grad():
+                rounded = model.window_bits([torch.round(z) for z in win], before, cfg.rate_fraction, gen)
+            frame_bits[t0:t1] = rounded
+            seen[t0:t1] = True
+            sched.steer(step, float(frame_bits[seen].mean()) * frames, NOISE_PHASE_AIM)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets, 1.0)

@@ -19,6 +19,7 @@ QuantizedLaplace turns those into the coder's integer CDF.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -87,17 +88,26 @@ def up2_int(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return x
 
 
+@functools.lru_cache(maxsize=64)
 def positions(shape: tuple[int, int], anchor: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of one checkerboard pass, in raster order."""
+    """Row and column indices of one checkerboard pass, in raster order (cached: a clip
+    asks for the same shapes every frame; the arrays are read-only)."""
     rows, cols = np.indices(shape)
     keep = ((rows + cols) % 2 == 0) == anchor
-    return rows[keep], cols[keep]
+    out = rows[keep], cols[keep]
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
-def _gather4(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
-    """The N, S, W, E neighbours from a grid zero-padded by one on every side."""
-    r, c = rows + 1, cols + 1
-    return [padded[r - 1, c], padded[r + 1, c], padded[r, c - 1], padded[r, c + 1]]
+def _gather4(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
+    """The N, S, W, E neighbours from a grid zero-padded by one on every side, into the
+    four columns of `out`."""
+    flat = padded.reshape(-1)
+    w = padded.shape[1]
+    centre = (rows + 1) * w + cols + 1
+    for j, i in enumerate((centre - w, centre + w, centre - 1, centre + 1)):
+        np.take(flat, i, out=out[:, j])
 
 
 def contexts(grid: np.ndarray, parent16: np.ndarray | None, rows: np.ndarray, cols: np.ndarray,
@@ -121,27 +131,40 @@ def _contexts(padded: np.ndarray | None, pp: np.ndarray | None, rows: np.ndarray
               anchor: bool, temporal: bool = False, pprev: np.ndarray | None = None) -> np.ndarray:
     n = rows.size
     one = float(1 << ACT_BITS)
-    cols_out = [np.zeros(n)] * 4 if padded is None else _gather4(padded, rows, cols)
-    cols_out += [np.zeros(n)] * 5 if pp is None else [pp[rows + 1, cols + 1]] + _gather4(pp, rows, cols)
-    cols_out.append(np.full(n, one if anchor else 0.0))
-    if temporal:
-        if pprev is None:
-            cols_out += [np.zeros(n)] * TEMPORAL_INPUTS
-        else:
-            cols_out += [pprev[rows + 1, cols + 1]] + _gather4(pprev, rows, cols) + [np.full(n, one)]
-    return np.stack(cols_out, axis=1)
+    x = np.zeros((n, n_inputs(temporal)))
+    x = np.asfortranarray(x)  # columns filled one at a time
+    if padded is not None:
+        _gather4(padded, rows, cols, x[:, 0:4])
+    if pp is not None:
+        x[:, 4] = pp[rows + 1, cols + 1]
+        _gather4(pp, rows, cols, x[:, 5:9])
+    if anchor:
+        x[:, 9] = one
+    if temporal and pprev is not None:
+        x[:, 10] = pprev[rows + 1, cols + 1]
+        _gather4(pprev, rows, cols, x[:, 11:15])
+        x[:, 15] = one
+    return x
 
 
 def _shift(x: np.ndarray, bits: int = WEIGHT_BITS) -> np.ndarray:
-    """x / 2^bits rounded to an integer (halves up), exact in float64."""
-    return np.floor(x / (1 << bits) + 0.5)
+    """x / 2^bits rounded to an integer (halves up), exact in float64; in place."""
+    x *= 2.0 ** -bits  # a power of two: exact, as x / 2^bits
+    x += 0.5
+    return np.floor(x, out=x)
+
+
+def as_float(q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The stored integers as float64 (what predict computes with)."""
+    return {k: np.asarray(v, np.float64) for k, v in q.items()}
 
 
 def predict(q: dict[str, np.ndarray], grid_index: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed-point network: (n, CTX_INPUTS) inputs -> means (float64, multiples of 1/16)
-    and scales (from the table). Every intermediate is an integer below 2^53."""
+    """Fixed-point network: (n, inputs) inputs -> means (float64, multiples of 1/16)
+    and scales (from the table). Every intermediate is an integer below 2^53. q: the
+    stored integers, or as_float of them."""
     one = 1 << ACT_BITS
-    f = {k: v.astype(np.float64) for k, v in q.items()}
+    f = q if q["c_w1"].dtype == np.float64 else as_float(q)
     h = np.clip(_shift(x @ f["c_w1"].T + f["c_b1"] * one), 0, MAX_ACT)
     h = np.clip(_shift(h @ f["c_w2"].T + f["c_b2"] * one), 0, MAX_ACT)
     out = _shift(h @ f["c_w3"].T + (f["c_b3"] + f["c_grid"][grid_index]) * one,
@@ -163,6 +186,7 @@ def _passes(grid: np.ndarray | None, shape, parent, q, k, coder, decode: bool, t
     """Run a grid's two checkerboard passes through `coder` (encoding grid, or decoding
     into a new one); returns the grid."""
     out = np.zeros(shape, np.int64) if decode else grid
+    q = q if q["c_w1"].dtype == np.float64 else as_float(q)
     pp = _padded_parent(None if parent is None else up2_int(parent, shape))
     pprev = _padded(prev) if temporal and prev is not None else None
     for anchor in (True, False):
@@ -242,6 +266,7 @@ def encode_stream(frames: list[list[np.ndarray]], grids: list[tuple[int, int, tu
         return CodedGrid(lo, hi, np.zeros(0, np.uint32))
     enc = constriction.stream.queue.RangeEncoder()
     model = constriction.stream.model.QuantizedLaplace(lo, hi)
+    q = as_float(q)
 
     def coder(values, mean, scale):
         enc.encode(values.astype(np.int32), model, mean, scale)
@@ -262,7 +287,7 @@ class StreamDecoder:
     """Decodes a group's stream one frame at a time (the previous frame is the context)."""
 
     def __init__(self, coded: CodedGrid, grids: list[tuple[int, int, tuple[int, int]]], q: dict[str, np.ndarray]):
-        self.coded, self.grids, self.q = coded, grids, q
+        self.coded, self.grids, self.q = coded, grids, as_float(q)
         self.model = None
         if coded.lo != coded.hi:
             self.dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(coded.words, np.uint32))

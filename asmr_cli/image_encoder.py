@@ -17,6 +17,7 @@ from .presets import LATENT_PRESETS
 from .ratecontrol import Target
 
 RATE_TOLERANCE = 0.03  # --bpp: the latents are rescaled when the file is further off than this
+CLOSE_ENOUGH = 0.005  # pruning stops once the file is this close under the budget
 
 
 @dataclass
@@ -126,7 +127,10 @@ def rescale(synthesis: dict[str, np.ndarray], context: dict[str, np.ndarray], la
         return synthesis, context, latents
     syn = {k: (v / scale if k.startswith("mod") else v) for k, v in synthesis.items()}
     ctx = dict(context)
-    ctx["c_w1"] = context["c_w1"] / scale
+    w1 = context["c_w1"] / scale
+    flags = list(cm.flag_inputs(w1.shape[1] > cm.CTX_INPUTS))
+    w1[:, flags] = context["c_w1"][:, flags]  # the flags are 0 or 1 at any scale
+    ctx["c_w1"] = w1
     w3, b3, grid = context["c_w3"].copy(), context["c_b3"].copy(), context["c_grid"].copy()
     w3[0] *= scale
     b3[0] *= scale
@@ -181,7 +185,10 @@ def _fit_rate(file_at, target: Target, prunable: int) -> tuple[bytes, float]:
         lo, hi = 0, prunable
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if len(file_at(prune=mid)) <= budget:
+            cand = file_at(prune=mid)
+            if len(cand) <= budget:
+                if len(cand) >= (1 - CLOSE_ENOUGH) * budget:  # each try codes the whole file again
+                    return cand, 1.0
                 hi = mid
             else:
                 lo = mid

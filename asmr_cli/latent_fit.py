@@ -44,6 +44,7 @@ class LatentFitConfig:
     rate_fraction: float = 0.25   # latents sampled per step for the rate (large grids)
     time_limit: float | None = None
     seed: int = 0
+    steer_range: float | None = None  # lam steered at most this factor away from its start
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
@@ -313,14 +314,18 @@ class Schedule:
     def hard(self, step: int) -> bool:
         return step >= self.total - int(round(self.total * self.cfg.ste_fraction))
 
-    def steer(self, step: int, bits: float) -> None:
+    def steer(self, step: int, bits: float, aim: float = 1.0) -> None:
         """With true rounding the bit estimate is what the coder will spend: steer lam so
-        the file lands on the rate (rescaling latents afterwards costs ~3 dB)."""
+        the file lands on the rate (rescaling latents afterwards costs ~3 dB); `aim` x the
+        target when the rate will still fall after this."""
         if not self.cfg.target_bits:
             return
         self.rate = bits if self.rate is None else 0.8 * self.rate + 0.2 * bits
         if step % 5 == 0:
-            self.lam *= float(np.clip(self.rate / self.cfg.target_bits, 0.9, 1.11))
+            self.lam *= float(np.clip(self.rate / (aim * self.cfg.target_bits), 0.9, 1.11))
+            if self.cfg.steer_range:
+                r = self.cfg.steer_range
+                self.lam = float(np.clip(self.lam, self.cfg.lam / r, self.cfg.lam * r))
 
     def finished(self, step: int) -> bool:
         """After `step` steps: whether to stop. The time per step is measured at step 10

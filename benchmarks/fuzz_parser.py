@@ -83,7 +83,28 @@ def seeds() -> list[bytes]:
         L = bitstream.LatentHeader
         files += [_latent_file(L((13, 21), 3, 8, 4, 4, 4), rng), _latent_file(L((9, 5), 1, 16, 2, 2, 0), rng),
                   _latent_file(L((1, 1), 4, 8, 1, 0, 0), rng), _latent_file(L((6, 40), 2, 8, 5, 3, 2), rng)]
+    if hasattr(bitstream, "CLIP_VERSION"):
+        L, V = bitstream.LatentHeader, bitstream.KIND_VIDEO
+        files += [_clip_file(L((5, 13, 21), 3, 8, 4, 4, 4, V, 25, 1, 2), rng),
+                  _clip_file(L((3, 9, 5), 3, 8, 2, 0, 2, V, 30000, 1001, 3), rng),
+                  _clip_file(L((1, 1, 1), 3, 8, 1, 0, 0, V, 0, 1, 1), rng)]
     return files
+
+
+def _clip_file(header, rng: np.random.Generator) -> bytes:
+    """A valid version-4 file (a clip) with random weights and latents."""
+    from asmr_cli import context_model as cm
+    from asmr_cli.clip_codec import pack_clip
+
+    layout = header.layout
+    groups = []
+    for start, end in header.group_spans():
+        synthesis = {n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in layout.synthesis_shapes()}
+        context = {n: rng.normal(0, 0.5, s)
+                   for n, s in cm.parameter_shapes(len(layout.grids()), layout.context_hidden, True)}
+        frames = [[rng.laplace(0, 2, s) for _, _, s in layout.grids()] for _ in range(start, end)]
+        groups.append((synthesis, context, frames))
+    return pack_clip(header, groups, 8)
 
 
 def _latent_file(header, rng: np.random.Generator) -> bytes:
@@ -143,12 +164,15 @@ def _resize(b: bytes, rng: np.random.Generator) -> bytes:
 
 
 def _extreme_latent_header(header: bytes, rng: np.random.Generator) -> bytes:
-    """A version-3 header with one field set to an extreme value."""
-    h = bitstream._parse_latent_header(header)
-    name = str(rng.choice(["kind", "sizes", "channels", "bit_depth", "levels", "hidden", "context_hidden"]))
+    """A version-3 or 4 header with one field set to an extreme value."""
+    version = bitstream.CLIP_VERSION if len(header) > 14 else bitstream.LATENT_VERSION
+    h = bitstream._parse_latent_header(header, version)
+    names = ["kind", "sizes", "channels", "bit_depth", "levels", "hidden", "context_hidden"]
+    names += ["group", "fps_num", "fps_den"] if version == bitstream.CLIP_VERSION else []
+    name = str(rng.choice(names))
     if name == "sizes":
         sizes = list(h.sizes)
-        sizes[int(rng.integers(0, 2))] = int(rng.choice(U32 + [60000, 1 << 20, (1 << 20) + 1]))
+        sizes[int(rng.integers(0, len(sizes)))] = int(rng.choice(U32 + [60000, 1 << 20, (1 << 20) + 1]))
         h = dataclasses.replace(h, sizes=tuple(sizes))
     else:
         h = dataclasses.replace(h, **{name: int(rng.choice(U32[:6] + [7, 8, 9, 64, 65]))})
@@ -160,7 +184,7 @@ def _extreme_latent_header(header: bytes, rng: np.random.Generator) -> bytes:
 
 def _extreme_header(header: bytes, rng: np.random.Generator, version: int = bitstream.VERSION) -> bytes:
     """Re-pack the header with one field set to an extreme value (or a changed axis/level count)."""
-    if version == bitstream.LATENT_VERSION:
+    if version in (bitstream.LATENT_VERSION, getattr(bitstream, "CLIP_VERSION", -1)):
         return _extreme_latent_header(header, rng)
     h = bitstream._parse_header(header)
     name = str(rng.choice(["kind", "sizes", "channels", "bit_depth", "bases", "hidden", "latent_dim",

@@ -2,15 +2,18 @@
 yuv420p, a crf sweep), measured in the same run on the same decoded source frames.
 
 PSNR is on 8-bit RGB, per frame, averaged over frames; bpp = bytes * 8 / (T * H * W).
-For each ASMR point, x264's PSNR at the same bpp is read off its crf curve (linear in
-log bpp) and the gap printed. Also times `asmr decode clip.asmr -o clip.y4m` as a whole
-process (start-up included) for the default-rate file.
+Every ASMR encode runs as its own `asmr encode ... --json` process under /usr/bin/time
+(wall time and peak RSS of the whole process). For each ASMR point, x264's PSNR at the
+same bpp is read off its crf curve (linear in log bpp) and the gap printed, and the
+BD-rate of ASMR against x264 over the shared PSNR range. Also times
+`asmr decode clip.asmr -o clip.y4m` as a whole process (start-up included).
 
-    python benchmarks/rd_video.py                    # carphone (120 frames, 176x144)
-    python benchmarks/rd_video.py --long             # also bikes.mp4 (250 frames, 640x272)
-    python benchmarks/rd_video.py --rates 0.1,0.2 --preset fast --frames 0:30
+    python benchmarks/rd_video.py                    # carphone (120 frames, 176x144) at 0.05 / 0.1 / 0.25 bpp
+    python benchmarks/rd_video.py --long             # also bikes.mp4 (250 frames, 640x272) at 0.1 bpp
+    python benchmarks/rd_video.py --hd               # also bikes' first 100 frames upscaled to 1280x720
+    python benchmarks/rd_video.py --rates 0.1 --preset fast --frames 0:30
 
-Prints a markdown table; writes benchmarks/out/rd_video_<clip>.png.
+Prints markdown tables; writes benchmarks/out/rd_video_<clip>.png and .json.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import argparse
 import io
 import json
 import math
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,12 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
-from asmr_cli.codec import EncodeOptions, decode_video, encode_clip
-from asmr_cli.video import frame_psnr, parse_frames, read_video
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bd_rate  # noqa: E402
+
+from asmr_cli.codec import decode_video  # noqa: E402
+from asmr_cli.video import frame_psnr, parse_frames, read_video  # noqa: E402
 
 DATA = Path("/work/shared/data/video")
 OUT = Path(__file__).resolve().parent / "out"
-CRFS = [38, 33, 28, 23, 18]
+CRFS = [45, 40, 35, 30, 25, 20]
 
 
 def x264_point(frames: np.ndarray, fps, crf: int) -> dict:
@@ -62,15 +68,30 @@ def x264_point(frames: np.ndarray, fps, crf: int) -> dict:
             "encode_s": seconds}
 
 
-def asmr_point(clip, bpp: float, preset: str, time_limit: float | None) -> tuple[dict, bytes]:
-    res = encode_clip(clip, EncodeOptions(preset=preset, bpp=bpp, time_limit=time_limit))
-    s = res.stats
-    decoded = decode_video(res.data)
+def asmr_point(path: Path, frames: str | None, clip, bpp: float, preset: str,
+               time_limit: float | None, workdir: Path) -> tuple[dict, bytes]:
+    """`asmr encode` as its own process: its JSON stats, wall time and peak RSS."""
+    out = workdir / f"{path.stem}_{bpp}.asmr"
+    cmd = [sys.executable, "-m", "asmr_cli", "encode", str(path), "-o", str(out), "--bpp", str(bpp),
+           "--preset", preset, "--json", "-f"]
+    cmd += ["--frames", frames] if frames else []
+    cmd += ["--time-limit", str(time_limit)] if time_limit else []
+    timing = workdir / "time.txt"
+    start = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(timing), *cmd], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"asmr encode failed: {done.stdout} {done.stderr}")
+    s = json.loads(done.stdout.strip().splitlines()[-1])
+    data = out.read_bytes()
+    decoded = decode_video(data)
     psnr = float(np.mean(frame_psnr(clip.frames, decoded.frames)))
-    return ({"codec": f"asmr {preset}", "setting": f"--bpp {bpp}", "bytes": len(res.data), "bpp": s["bpp"],
-             "psnr": psnr, "encode_s": s["encode_seconds"], "iterations": s["iterations"],
-             "macs_per_pixel": s["macs_per_pixel"], "siren_macs_per_pixel": s["siren_macs_per_pixel"],
-             "hidden": s["hidden"], "bases": s["bases"]}, res.data)
+    rss = int(timing.read_text().split()[-1]) / 1024
+    return ({"codec": f"asmr {preset}", "setting": f"--bpp {bpp}", "bytes": len(data), "bpp": s["bpp"],
+             "psnr": psnr, "encode_s": wall, "iterations": s["iterations"], "peak_rss_mb": rss,
+             "macs_per_pixel": s["macs_per_pixel"],
+             "unshared_macs_per_pixel": s.get("unshared_macs_per_pixel", s.get("siren_macs_per_pixel")),
+             "format_version": s["format_version"], "groups": s.get("groups")}, data)
 
 
 def x264_at(points: list[dict], bpp: float) -> float | None:
@@ -115,57 +136,82 @@ def plot(rows: list[dict], name: str, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def run_clip(path: Path, rates: list[float], preset: str, frames: str | None, time_limit: float | None) -> None:
+def run_clip(path: Path, rates: list[float], preset: str, frames: str | None, time_limit: float | None,
+             label: str | None = None) -> None:
     clip = read_video(path, parse_frames(frames))
     t, h, w = clip.count, clip.height, clip.width
-    print(f"\n### {path.name}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps\n", flush=True)
+    name = label or path.name
+    print(f"\n### {name}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps\n", flush=True)
     rows = [x264_point(clip.frames, clip.fps, crf) for crf in CRFS]
     x264 = list(rows)
-    default_data, default_bpp = None, rates[0]
-    for bpp in rates:
-        row, data = asmr_point(clip, bpp, preset, time_limit)
-        rows.append(row)
-        if default_data is None or abs(bpp - 0.2) < abs(default_bpp - 0.2):
-            default_data, default_bpp = data, bpp
-        print(f"  asmr --bpp {bpp}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, {row['encode_s']:.0f} s, "
-              f"{row['iterations']} steps, peak RSS so far {peak_rss_mb():.0f} MB", flush=True)
-    print("| codec | setting | bpp | PSNR (dB) | x264 at same bpp | encode s |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    files = []
+    with tempfile.TemporaryDirectory() as d:
+        for bpp in rates:
+            row, data = asmr_point(path, frames, clip, bpp, preset, time_limit, Path(d))
+            rows.append(row)
+            files.append((bpp, data))
+            print(f"  asmr --bpp {bpp}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, {row['encode_s']:.0f} s, "
+                  f"{row['iterations']} steps, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+    print("| codec | setting | bpp | PSNR (dB) | x264 at same bpp | encode s | peak RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         ref = x264_at(x264, r["bpp"]) if r["codec"].startswith("asmr") else None
         gap = f"{ref:.2f} ({r['psnr'] - ref:+.2f})" if ref is not None else "-"
-        print(f"| {r['codec']} | {r['setting']} | {r['bpp']:.4f} | {r['psnr']:.2f} | {gap} | {r['encode_s']:.1f} |")
-    a = next(r for r in rows if r["codec"].startswith("asmr"))
-    print(f"\nASMR decoder: {a['macs_per_pixel']:.0f} MAC/pixel vs {a['siren_macs_per_pixel']:.0f} for the "
-          f"per-pixel SIREN of the same widths ({a['siren_macs_per_pixel'] / a['macs_per_pixel']:.0f}x); "
-          f"hidden {a['hidden']}, bases {a['bases']}")
-    if default_data is not None:
-        secs = decode_process_seconds(default_data)
-        print(f"`asmr decode -o .y4m` ({default_bpp} bpp file), whole process: {secs:.2f} s = {t / secs:.0f} frames/s")
-    out = OUT / f"rd_video_{path.stem}.png"
-    plot(rows, f"{path.name} ({t} frames, {w}x{h})", out)
-    (OUT / f"rd_video_{path.stem}.json").write_text(json.dumps(rows, indent=1))
-    print(f"plot: {out}")
+        rss = f"{r['peak_rss_mb']:.0f}" if "peak_rss_mb" in r else "-"
+        print(f"| {r['codec']} | {r['setting']} | {r['bpp']:.4f} | {r['psnr']:.2f} | {gap} | {r['encode_s']:.1f} "
+              f"| {rss} |")
+    ours = [r for r in rows if r["codec"].startswith("asmr")]
+    if len(ours) >= 2:
+        bd = bd_rate([r["bpp"] for r in x264], [r["psnr"] for r in x264], [r["bpp"] for r in ours],
+                     [r["psnr"] for r in ours])
+        print(f"\nBD-rate of asmr against x264 medium: {bd:+.1f}% (over the PSNR range both cover)")
+    a = ours[0]
+    print(f"\nASMR decoder (format {a['format_version']}): {a['macs_per_pixel']:.0f} MAC/pixel vs "
+          f"{a['unshared_macs_per_pixel']:.0f} without activation sharing; groups of frames: {a['groups']}")
+    for bpp, data in files:
+        secs = decode_process_seconds(data)
+        print(f"`asmr decode -o .y4m` ({bpp} bpp file), whole process: {secs:.2f} s = {t / secs:.0f} frames/s")
+    stem = Path(name).stem
+    out = OUT / f"rd_video_{stem}.png"
+    plot(rows, f"{name} ({t} frames, {w}x{h})", out)
+    (OUT / f"rd_video_{stem}.json").write_text(json.dumps(rows, indent=1))
+    print(f"plot: {out}", flush=True)
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def hd_clip(workdir: Path, frames: int = 100) -> Path:
+    """bikes.mp4's first `frames` frames resized (Lanczos) to 1280x720, written near-losslessly."""
+    from PIL import Image
+
+    from asmr_cli.video import Clip, write_video
+
+    src = read_video(DATA / "bikes.mp4", parse_frames(f"0:{frames}"))
+    big = np.stack([np.asarray(Image.fromarray(f).resize((1280, 720), Image.LANCZOS)) for f in src.frames])
+    path = workdir / "bikes_720p.mp4"
+    write_video(path, Clip(big, src.fps))
+    return path
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", type=Path, default=DATA / "carphone_pristine.mp4")
-    ap.add_argument("--long", action="store_true", help="also bikes.mp4 (250 frames, 640x272)")
-    ap.add_argument("--rates", default="0.08,0.15,0.25", help="ASMR bpp targets, comma-separated")
+    ap.add_argument("--long", action="store_true", help="also bikes.mp4 (250 frames, 640x272) at --long-rate")
+    ap.add_argument("--hd", action="store_true", help="also bikes' first 100 frames at 1280x720 at --long-rate")
+    ap.add_argument("--only-extra", action="store_true", help="skip --clip (run only --long / --hd)")
+    ap.add_argument("--rates", default="0.05,0.1,0.25", help="ASMR bpp targets, comma-separated")
+    ap.add_argument("--long-rate", type=float, default=0.1)
     ap.add_argument("--preset", default="default")
     ap.add_argument("--frames", default=None, help="START:END of the clip")
     ap.add_argument("--time-limit", type=float, default=None, help="per ASMR encode, seconds")
     args = ap.parse_args()
-    print("command: python " + " ".join(sys.argv))
+    print("command: python " + " ".join(sys.argv) + f"  (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})")
     rates = [float(x) for x in args.rates.split(",")]
-    run_clip(args.clip, rates, args.preset, args.frames, args.time_limit)
+    if not args.only_extra:
+        run_clip(args.clip, rates, args.preset, args.frames, args.time_limit)
     if args.long:
-        run_clip(DATA / "bikes.mp4", rates, args.preset, args.frames, args.time_limit)
+        run_clip(DATA / "bikes.mp4", [args.long_rate], args.preset, None, args.time_limit)
+    if args.hd:
+        with tempfile.TemporaryDirectory() as d:
+            run_clip(hd_clip(Path(d)), [args.long_rate], args.preset, None, args.time_limit, "bikes_720p.mp4")
 
 
 if __name__ == "__main__":

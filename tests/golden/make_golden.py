@@ -13,6 +13,9 @@ stand for what earlier builds wrote, and the checksums for what they decoded to.
   synthesis MLP; an image this small gets the static per-grid Laplace, context width
   0); written by `python tests/golden/make_golden.py v3`, which leaves the older files
   alone.
+- video_v4.asmr: a clip of 5 frames of 10 x 12 in two groups (3 + 2 frames) as format
+  version 4 (a latent pyramid per frame, each group's latents in one stream under the
+  temporal context model); written by `python tests/golden/make_golden.py v4`.
 - image_v1.asmr: the same network as image_v2.asmr as version 1 stored it: every tensor
   coded without prediction, version byte 1 (version 1 is version 2 without prediction;
   the version byte lies outside both checksums).
@@ -61,6 +64,12 @@ def _clear_of_boundaries(data: bytes) -> bool:
         from asmr_cli.latent_codec import unpack as unpack_latent
 
         out = render_native(unpack_latent(f)) * 255.0
+    elif f.version == bitstream.CLIP_VERSION:
+        from asmr_cli.clip_codec import unpack_clip
+        from asmr_cli.latent_codec import render_native
+
+        clip = unpack_clip(f)
+        out = np.stack([render_native(img) for img in clip.frames(0, f.header.frames)]) * 255.0
     else:
         arch, params = unpack(f)
         out = render(arch, params, arch.decomposition.sizes) * 255.0
@@ -72,7 +81,7 @@ def _clear_of_boundaries(data: bytes) -> bool:
 def _predicted(data: bytes) -> list[str]:
     """The tensors coded as residuals along an axis (format version 2 only)."""
     f = bitstream.loads(data)
-    if f.version == bitstream.LATENT_VERSION:
+    if f.version in (bitstream.LATENT_VERSION, bitstream.CLIP_VERSION):
         return []
     return [n for (n, _), t in zip(f.header.architecture.param_shapes(), f.tensors) if t.coded.predict]
 
@@ -110,6 +119,20 @@ def main_v3() -> None:
     _record({"image_v3.asmr": image}, json.loads((HERE / "checksums.json").read_text()))
 
 
+def main_v4() -> None:
+    from asmr_cli import clip_encoder
+
+    clip_encoder.GROUP_FRAMES = 3
+    for seed in range(100):
+        opts = EncodeOptions(preset="fast", iters=30, hidden=4, seed=seed, device="cpu", bpp=6.0)
+        video = encode_clip(Clip(_smooth((5, 10, 12, 3), seed), Fraction(25)), opts).data
+        if _clear_of_boundaries(video):
+            break
+    else:
+        raise SystemExit("no seed kept the clip clear of rounding boundaries")
+    _record({"video_v4.asmr": video}, json.loads((HERE / "checksums.json").read_text()))
+
+
 def main() -> None:
     for seed in range(100):
         opts = EncodeOptions(preset="fast", iters=40, hidden=8, latent_dim=1, seed=seed, device="cpu", bpp=8.0)
@@ -130,4 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main_v3() if sys.argv[1:] == ["v3"] else main()
+    {"v3": main_v3, "v4": main_v4}.get(sys.argv[1] if sys.argv[1:] else "", main)()
