@@ -97,12 +97,29 @@ def unpack_clip(f: bitstream.AsmrFile) -> LatentClip:
     return LatentClip(h, groups)
 
 
+PIPELINE = 4  # frames decoded ahead of the synthesis thread
+
+
 def frames_uint8(clip: LatentClip, start: int, end: int) -> np.ndarray:
-    """Frames [start, end) at the native size as (n, H, W, C) uint8."""
+    """Frames [start, end) at the native size as (n, H, W, C) uint8. The latents are
+    entropy-decoded here, frame after frame, while a second thread synthesises the frames
+    already decoded (numpy releases the GIL in its array work)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from .latent_codec import render_native
 
     lay = clip.layout
     out = np.empty((end - start, lay.height, lay.width, lay.channels), np.uint8)
-    for i, img in enumerate(clip.frames(start, end)):
+
+    def draw(i: int, img: LatentImage) -> None:
         out[i] = np.moveaxis(np.clip(np.rint(render_native(img) * 255.0), 0, 255).astype(np.uint8), 0, -1)
+
+    pending = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for i, img in enumerate(clip.frames(start, end)):
+            pending.append(pool.submit(draw, i, img))
+            if len(pending) > PIPELINE:
+                pending.pop(0).result()
+        for f in pending:
+            f.result()
     return out

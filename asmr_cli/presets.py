@@ -85,6 +85,6 @@ LATENT_PRESETS: dict[str, LatentPreset] = {
 # frames (clip_fit.WINDOW_PIXELS), so the steps a clip needs grow with its length.
 CLIP_PRESETS: dict[str, LatentPreset] = {
     "fast": LatentPreset(iters=600, time_limit=120),
-    "default": LatentPreset(iters=4000, time_limit=420),
+    "default": LatentPreset(iters=4000, time_limit=480),
     "high": LatentPreset(iters=16000, time_limit=1800),
 }

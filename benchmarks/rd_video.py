@@ -39,7 +39,7 @@ from asmr_cli.video import frame_psnr, parse_frames, read_video  # noqa: E402
 
 DATA = Path("/work/shared/data/video")
 OUT = Path(__file__).resolve().parent / "out"
-CRFS = [45, 40, 35, 30, 25, 20]
+CRFS = [45, 40, 35, 30, 25, 20, 17]
 
 
 def x264_point(frames: np.ndarray, fps, crf: int) -> dict:

@@ -157,3 +157,16 @@ def test_header_caps(frames, group):
     data = bitstream.dumps(bitstream.AsmrFile(h, []))
     with pytest.raises(AsmrError):
         bitstream.loads(data)
+
+
+def test_dead_zone_follows_the_previous_frame_as_coded():
+    """The rate fit's dead zone: a latent within `keep` of the previous frame's final value
+    takes it (0 on a group's first frame); keep 0.5 is plain rounding."""
+    from asmr_cli.clip_encoder import _kept
+
+    frames = [[np.array([0.8, 2.4, -1.2])], [np.array([1.7, 2.6, -0.1])], [np.array([2.6, 3.9, 0.2])]]
+    assert _kept(frames, 0.5) is frames
+    out = _kept(frames, 1.0)
+    np.testing.assert_array_equal(out[0][0], [0.0, 2.0, -1.0])   # 0.8 -> 0; 2.4, -1.2 rounded
+    np.testing.assert_array_equal(out[1][0], [2.0, 2.0, -1.0])   # 1.7 rounds (1.7 from 0); 2.6, -0.1 keep theirs
+    np.testing.assert_array_equal(out[2][0], [2.0, 4.0, 0.0])    # 2.6 keeps 2; 3.9 and 0.2 (1.2 from -1) round
