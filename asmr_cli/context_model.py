@@ -131,8 +131,7 @@ def _contexts(padded: np.ndarray | None, pp: np.ndarray | None, rows: np.ndarray
               anchor: bool, temporal: bool = False, pprev: np.ndarray | None = None) -> np.ndarray:
     n = rows.size
     one = float(1 << ACT_BITS)
-    x = np.zeros((n, n_inputs(temporal)))
-    x = np.asfortranarray(x)  # columns filled one at a time
+    x = np.zeros((n, n_inputs(temporal)), order="F")  # filled a column at a time
     if padded is not None:
         _gather4(padded, rows, cols, x[:, 0:4])
     if pp is not None:
