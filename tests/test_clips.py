@@ -170,3 +170,16 @@ def test_dead_zone_follows_the_previous_frame_as_coded():
     np.testing.assert_array_equal(out[0][0], [0.0, 2.0, -1.0])   # 0.8 -> 0; 2.4, -1.2 rounded
     np.testing.assert_array_equal(out[1][0], [2.0, 2.0, -1.0])   # 1.7 rounds (1.7 from 0); 2.6, -0.1 keep theirs
     np.testing.assert_array_equal(out[2][0], [2.0, 4.0, 0.0])    # 2.6 keeps 2; 3.9 and 0.2 (1.2 from -1) round
+
+
+def test_rescaling_towards_an_explicit_rate_stays_under_and_close():
+    from asmr_cli.clip_encoder import CLIP_CLOSE, _rescaled
+
+    calls = []
+
+    def file_at(scale=1.0, keep=0.5):
+        calls.append(scale)
+        return b"x" * int(1000 * scale ** 1.5)
+
+    out = _rescaled(file_at, 1500, file_at())
+    assert (1 - CLIP_CLOSE) * 1500 <= len(out) <= 1500 and len(calls) <= 7
