@@ -13,9 +13,9 @@ import asmr_cli
 
 from .conftest import ROOT
 
-DECODE_SIDE = ["bitstream", "context_model", "decoding", "entropy", "files", "latent_codec", "latents", "media",
+DECODE_SIDE = ["bitstream", "clip_codec", "context_model", "decoding", "entropy", "files", "latent_codec", "latents", "media",
                "resample", "sizes", "synthesis", "video"]
-TRAINING = {"torch", "asmr_cli.fit", "asmr_cli.halo", "asmr_cli.model"}
+TRAINING = {"torch", "asmr_cli.fit", "asmr_cli.halo", "asmr_cli.model", "asmr_cli.latent_fit", "asmr_cli.clip_fit"}
 
 
 MODULES = sorted(m.name for m in pkgutil.iter_modules(asmr_cli.__path__) if m.name != "__main__")
