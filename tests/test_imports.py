@@ -13,8 +13,8 @@ import asmr_cli
 
 from .conftest import ROOT
 
-DECODE_SIDE = ["bitstream", "clip_codec", "context_model", "decoding", "entropy", "files", "latent_codec", "latents", "media",
-               "resample", "sizes", "synthesis", "video"]
+DECODE_SIDE = ["bitstream", "clip_codec", "context_model", "decoding", "entropy", "files", "latent_codec",
+               "latents", "media", "resample", "sizes", "synthesis", "video"]
 TRAINING = {"torch", "asmr_cli.fit", "asmr_cli.halo", "asmr_cli.model", "asmr_cli.latent_fit", "asmr_cli.clip_fit"}
 
 
