@@ -100,9 +100,10 @@ def encode(clip: np.ndarray, header: bitstream.LatentHeader, target: Target, pre
         for (s, e), f in zip(spans, fits):
             tensors, weights = quantise_synthesis(layout, f.synthesis, bits)
             size += sum(len(bitstream.pack_tensor(t)) for t in tensors)
-            for t in np.unique(np.linspace(0, e - s - 1, min(CHECK_FRAMES, e - s)).astype(int)):
+            checked = np.unique(np.linspace(0, e - s - 1, min(CHECK_FRAMES, e - s)).astype(int))
+            for t in checked:
                 out = synthesize_numpy(layout, weights, [np.rint(z) for z in by_level(layout, f.latents[t])])
-                err += float(np.mean((np.clip(out, 0, 1) - clip[:, s + t]) ** 2)) * (e - s) / min(CHECK_FRAMES, e - s)
+                err += float(np.mean((np.clip(out, 0, 1) - clip[:, s + t]) ** 2)) * (e - s) / len(checked)
         score = err / frames + lam * size * 8 / n
         if best is None or score < best[0]:
             best = (score, bits)
@@ -198,7 +199,3 @@ def _rescaled(file_at, budget: int, data: bytes) -> bytes:
         x0, y0 = x1, y1
         x1 = x1 + (goal - y1) / max(slope, 0.1)
     return best
-
-
-def group_count(frames: int, height: int, width: int) -> int:
-    return math.ceil(frames / group_size(frames, height, width))

@@ -241,14 +241,11 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
                 vs.mul_(b2).addcmul_(g, g, value=1 - b2)
                 z[:, t0:t1] -= lr * (ms / c1) / ((vs / c2).sqrt() + ADAM_EPS)
         step += 1
-        if progress and (step % 10 == 0 or step == sched.total):
-            progress(step, sched.total, 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
+        sched.report(step, mse, progress)
         if sched.finished(step):
             break
-    with torch.no_grad():
-        syn = {k: v.detach().numpy().astype(np.float32) for k, v in model.synthesis_params().items()}
-        ctx = {k: v.detach().numpy().astype(np.float32) for k, v in model.ctx.items()}
-        out_latents = [[lat[lv][layout.planes(lv).index(p), t].numpy().astype(np.float32)
-                        for lv, p, _ in layout.grids()] for t in range(frames)]
+    syn, ctx = model.networks()
+    out_latents = [[lat[lv][layout.planes(lv).index(p), t].numpy().astype(np.float32)
+                    for lv, p, _ in layout.grids()] for t in range(frames)]
     return ClipFitResult(syn, ctx, out_latents, step, sched.lam, time.perf_counter() - start, sched.estimated)
 

@@ -205,6 +205,13 @@ class LatentModel(nn.Module):
         """The starting latents: the residual pyramid in each level's steps."""
         return [r / g for r, g in zip(residual_pyramid(self.layout, image), self.gains)]
 
+    def networks(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The synthesis (gains folded in) and context weights as float32 arrays."""
+        with torch.no_grad():
+            syn = {k: v.detach().numpy().astype(np.float32) for k, v in self.synthesis_params().items()}
+            ctx = {k: v.detach().numpy().astype(np.float32) for k, v in self.ctx.items()}
+        return syn, ctx
+
     def synthesis_params(self) -> dict[str, torch.Tensor]:
         p = {f"mod{lv}": self.mods[lv] * self.gains[lv] for lv in range(self.layout.levels)}
         p.update(b1=self.b1, w2=self.w2, b2=self.b2, head_w=self.head_w, head_b=self.head_b)
@@ -327,6 +334,11 @@ class Schedule:
                 r = self.cfg.steer_range
                 self.lam = float(np.clip(self.lam, self.cfg.lam / r, self.cfg.lam * r))
 
+    def report(self, step: int, mse: torch.Tensor, progress: Progress | None) -> None:
+        """Progress every 10 steps and at the last: (step, total, PSNR of the step's sample)."""
+        if progress and (step % 10 == 0 or step == self.total):
+            progress(step, self.total, 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
+
     def finished(self, step: int) -> bool:
         """After `step` steps: whether to stop. The time per step is measured at step 10
         (the estimate) and again at steps 16, 32, 64, ... until the rounding phase, so the
@@ -382,13 +394,11 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         torch.nn.utils.clip_grad_norm_(nets, 1.0)
         opt.step()
         step += 1
-        if progress and (step % 10 == 0 or step == sched.total):
-            progress(step, sched.total, 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
+        sched.report(step, mse, progress)
         if sched.finished(step):
             break
+    syn, ctx = model.networks()
     with torch.no_grad():
-        syn = {k: v.detach().numpy().astype(np.float32) for k, v in model.synthesis_params().items()}
-        ctx = {k: v.detach().numpy().astype(np.float32) for k, v in model.ctx.items()}
         lat = [model.latents[lv][layout.planes(lv).index(p)].detach().numpy().astype(np.float32)
                for lv, p, _ in layout.grids()]
     return LatentFitResult(syn, ctx, lat, step, sched.lam, time.perf_counter() - start, sched.estimated)

@@ -39,3 +39,15 @@ def per_pixel_reference(arch, params):
         h = np.sin(w0 * pre)
     out = h @ params["head.weight"].T + params["head.bias"]
     return out.T.reshape(arch.channels, *dec.padded)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one torch thread avoids spin-waiting between threads on a busy machine
+    (modules opt in with pytestmark = pytest.mark.usefixtures("one_torch_thread"))."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -25,14 +25,7 @@ runner = CliRunner()
 CLI_FAST = ["--preset", "fast", "--iters", "40", "--device", "cpu", "--bpp", "4", "--quiet"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -30,14 +30,7 @@ def moving(t=6, h=24, w=32, speed=1, seed=0) -> Clip:
     return Clip(np.stack(frames), Fraction(25))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -41,15 +41,7 @@ def synthetic(t=5, h=24, w=32, seed=0) -> Clip:
     return Clip(np.stack(frames), Fraction(24))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one torch thread avoids spin-waiting between threads on a busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
