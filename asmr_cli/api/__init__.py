@@ -1,0 +1,13 @@
+"""The library API, one way in for every kind and format version: encode an image or a
+clip to .asmr bytes, decode or render them, report stats. The CLI and the batch runner
+call these; api/formats.py dispatches to the format families."""
+
+from ..core.errors import AsmrError
+from ..core.options import EncodeOptions, EncodeResult
+from .clips import decode_video, encode_clip, holds_video, read_video_stats, render_clip
+from .formats import loads
+from .images import decode_bytes, describe, encode_raster, read_stats, render_image
+
+__all__ = ["AsmrError", "EncodeOptions", "EncodeResult", "decode_bytes", "decode_video", "describe",
+           "encode_clip", "encode_raster", "holds_video", "loads", "read_stats", "read_video_stats",
+           "render_clip", "render_image"]

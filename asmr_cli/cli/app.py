@@ -1,0 +1,382 @@
+"""`asmr` command line: parse, call the codec, render with rich. No maths here."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..core.errors import AsmrError
+from ..io.files import output_path, read_input, refuse_overwrite
+from ..io.media import DEFAULT_MAX_PIXELS
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compress images with ASMR coordinate networks.")
+err = Console(stderr=True, highlight=False)
+_debug = False
+
+
+def _fail(exc: BaseException) -> None:
+    if _debug:
+        raise exc
+    err.print(f"asmr: error: {exc}", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"asmr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    global _debug
+    _debug = debug
+
+
+# the path checks are shared with the light decode entry (asmr_cli.files, no typer there)
+_output_path, _refuse_overwrite = output_path, refuse_overwrite
+
+
+def _refuse_media_name(out: Path) -> None:
+    """`encode -o out.png` would write an .asmr file that no image viewer can open."""
+    from ..io.video import media_kind
+
+    kind = media_kind(out)
+    if kind is not None:
+        ext = out.suffix.lower()
+        raise AsmrError(f"{out}: encode writes an .asmr file, not a {ext} {kind}; use -o "
+                        f"{out.with_suffix('.asmr')}, or `asmr decode` to write a {ext}")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    from ..io.media import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+
+
+_read_file = read_input
+
+
+def _print_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+
+
+@app.command()
+def encode(
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT...",
+                                        help="Image (PNG, JPEG, WebP, TIFF, ...) or video (MP4, MOV, MKV, WebM, "
+                                             "GIF, Y4M, a folder of numbered frames) to compress. Several inputs, "
+                                             "a glob or --recursive make a batch (docs/batch.md)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="Output .asmr (default: next to the input); for a batch, a folder "
+                                               "that mirrors the inputs' tree."),
+    preset: str = typer.Option("default", "--preset", "-p", help="Effort: fast | default | high."),
+    quality: Optional[float] = typer.Option(None, "-q", "--quality",
+                                            help="0-100, higher is larger and better (default 75)."),
+    bpp: Optional[float] = typer.Option(None, "--bpp", help="Target bits per pixel (within 5%)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Largest file size in bytes."),
+    model: str = typer.Option("auto", "--model", help="latent (latent pyramids: format 3 for images, 4 for "
+                                                       "clips; default) or coordinate (the ASMR network alone, "
+                                                       "format 2)."),
+    bases: Optional[str] = typer.Option(None, "--bases",
+                                        help="Coordinate network: per-axis bases, e.g. 4,4,4,8x4,4,6,8 (H x W, "
+                                             "coarsest first)."),
+    hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden width (latent pyramid: of the per-pixel "
+                                                                "MLP, 0-64)."),
+    levels: Optional[int] = typer.Option(None, "--levels", help="Levels (of the pyramid, or for automatic bases)."),
+    latent_dim: Optional[int] = typer.Option(None, "--latent-dim",
+                                             help="Coordinate network: latent channels per coarse cell (0 = the "
+                                                  "paper's plain ASMR)."),
+    iters: Optional[int] = typer.Option(None, "--iters", help="Training steps."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop after about this many seconds."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger inputs."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames START:END (0-based, END excluded)."),
+    force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout (a batch: one per "
+                                                          "file, then a summary)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Batch: the images and videos under each folder."),
+    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help="Batch: worker processes (default: from the "
+                                                                  "cores and --threads)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Batch: torch threads per job (default: cores "
+                                                                  "/ jobs; with --ray 1 CPU per task)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Batch: run the jobs on the Ray cluster at ADDRESS "
+                                                          "(host:port, ray://..., or auto); needs asmr[ray]."),
+) -> None:
+    """Fit a network to an image or a clip and write it as an .asmr file."""
+    from ..api import EncodeOptions
+    from ..io.media import read_image
+
+    opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, bases=bases, hidden=hidden,
+                         latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
+                         device=device, max_pixels=max_pixels, model=model)  # one file and a batch alike
+    if _is_batch(inputs, recursive, ray):
+        _run_batch("encode", inputs, output, opts, frames, recursive, force, jobs, threads, ray, quiet, as_json)
+        return
+    input = inputs[0]
+
+    try:
+        out = _output_path(input, output, ".asmr")
+        _refuse_media_name(out)
+        _refuse_overwrite(out, force)
+        clip = _read_clip(input, frames)
+        raster = read_image(input, max_pixels) if clip is None else None
+        show = not quiet and err.is_terminal
+        if show:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(TextColumn("encoding"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TextColumn("{task.fields[psnr]}"), TimeRemainingColumn(),
+                          console=err, transient=True) as bar:
+                task = bar.add_task("fit", total=1, psnr="")
+
+                def progress(step: int, total: int, db: float) -> None:
+                    bar.update(task, completed=step, total=total, psnr=f"{db:.2f} dB")
+
+                result = _encode_any(raster, clip, opts, progress)
+        else:
+            result = _encode_any(raster, clip, opts)
+        _write_atomic(out, result.data)
+    except AsmrError as exc:
+        _fail(exc)
+        return
+    s = result.stats
+    if as_json:
+        _print_json({"output": str(out), **s})
+    if not quiet:
+        err.print(f"{out}: {s['bytes']} bytes, {s['bpp']:.3f} bpp, {s['psnr']:.2f} dB, "
+                  f"{s['encode_seconds']:.1f} s", markup=False)
+
+
+@app.command()
+def decode(
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help=".asmr file. Several files, a glob or "
+                                                                       "--recursive make a batch (docs/batch.md)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image (.png .jpg .webp .tif) or "
+                                         "video (.mp4 .mov .mkv .avi .webm .gif .y4m, or a folder/ for PNG frames); "
+                                         "for a batch, a folder that mirrors the inputs' tree (images .png, videos "
+                                         ".mp4)."),
+    force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Video: decode frames START:END only."),
+    size: Optional[str] = typer.Option(None, "--size", help="Render at WIDTHxHEIGHT, e.g. 1536x1024."),
+    scale: Optional[float] = typer.Option(None, "--scale", help="Render at this scale, e.g. 2 or 0.25."),
+    width: Optional[int] = typer.Option(None, "--width", help="Render this wide (aspect kept)."),
+    height: Optional[int] = typer.Option(None, "--height", help="Render this high (aspect kept)."),
+    region: Optional[str] = typer.Option(None, "--region", help="Render only X,Y,WIDTH,HEIGHT of the output."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse files declaring more pixels."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout (a batch: one per "
+                                                          "file, then a summary)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Batch: the .asmr files under each folder."),
+    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help="Batch: worker processes (default: one per core)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Batch: threads per job."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Batch: run the jobs on the Ray cluster at ADDRESS "
+                                                          "(host:port, ray://..., or auto); needs asmr[ray]."),
+    quiet: bool = typer.Option(False, "--quiet", help="Batch: no progress display or per-file lines."),
+) -> None:
+    """Rebuild the network and render the image (at any size, or only a region)."""
+    from ..api.files import decode_file
+
+    if _is_batch(inputs, recursive, ray):
+        from ..batch.jobs import DecodeOptions
+        from ..io.sizes import parse_region, parse_size
+
+        try:  # a bad --size or --region is the command's error, not every file's
+            if size is not None:
+                parse_size(size)
+            if region is not None:
+                parse_region(region)
+        except AsmrError as exc:
+            _fail(exc)
+            return
+        opts = DecodeOptions(frames, size, scale, width, height, region, max_pixels)
+        _run_batch("decode", inputs, Path(output) if output is not None else None, opts, None, recursive, force,
+                   jobs, threads, ray, quiet, as_json)
+        return
+    input = inputs[0]
+
+    try:
+        summary = decode_file(input, output, force, frames, size, scale, width, height, region, max_pixels)
+    except AsmrError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _print_json(summary)
+
+
+@app.command()
+def stats(
+    input: Path = typer.Argument(..., help=".asmr file."),
+    ref: Optional[Path] = typer.Option(None, "--ref", help="Original image or clip, for PSNR (and SSIM)."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger references."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Video: the reference's frames START:END."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Report size, bits per pixel, MACs per pixel and, with --ref, PSNR/SSIM."""
+    from ..api import read_stats
+
+    try:
+        data = _read_file(input)
+        s = _video_stats(data, ref, frames) if _holds_video(input) else read_stats(data, ref, max_pixels)
+    except AsmrError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _print_json(s)
+        return
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for k, v in s.items():
+        table.add_row(k, str(v))
+    Console(highlight=False).print(table)
+
+
+# -- video: dispatch helpers (a clip is read, encoded and written by video.py and codec.py) --
+
+def _read_clip(path: Path, frames: Optional[str]):
+    """The clip to encode, or None when the input is an image."""
+    from ..batch.jobs import read_clip
+
+    return read_clip(path, frames)
+
+
+def _encode_any(raster, clip, opts, progress=None):
+    from ..batch.jobs import encode_any
+
+    return encode_any(raster, clip, opts, progress)
+
+
+def _holds_video(path: Path) -> bool:
+    from ..api import holds_video
+
+    return holds_video(_read_file(path))
+
+
+def _video_stats(data: bytes, ref: Optional[Path], frames: Optional[str]) -> dict:
+    from ..api import read_video_stats
+    from ..io.video import parse_frames
+
+    return read_video_stats(data, ref, parse_frames(frames))
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that `finally` blocks remove temporary output."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated
+
+
+def run() -> None:
+    """Console-script entry point: Ctrl-C exits 130 and SIGTERM 143, after the temporary
+    output is removed and without a traceback (typer itself turns Ctrl-C into 130)."""
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("asmr: interrupted")
+        sys.exit(130)
+    except Terminated:
+        err.print("asmr: terminated")
+        sys.exit(143)
+    except MemoryError:
+        if _debug:
+            raise
+        err.print("asmr: error: out of memory (try a smaller --region or --scale, or a smaller input)",
+                  markup=False, soft_wrap=True)
+        sys.exit(1)
+
+
+# -- batch: many inputs through batch.py (local worker processes or Ray) ----------------------
+
+def _is_batch(inputs: list[Path], recursive: bool, ray: Optional[str]) -> bool:
+    """Several inputs, --recursive, --ray or a glob the shell left alone; one plain input is
+    a single run, exactly as before."""
+    from ..batch.run import GLOB_CHARS
+
+    text = str(inputs[0])
+    return (len(inputs) > 1 or recursive or ray is not None
+            or (any(c in text for c in GLOB_CHARS) and not inputs[0].exists()))
+
+
+def _run_batch(kind: str, inputs: list[Path], output: Optional[Path], opts, frames: Optional[str],
+               recursive: bool, force: bool, jobs: Optional[int], threads: Optional[int], ray: Optional[str],
+               quiet: bool, as_json: bool) -> None:
+    """One progress display for the batch, a line per file, `--json` one object per file and
+    a summary; exit 1 at the end if any file failed."""
+    import time
+    from contextlib import nullcontext
+
+    from ..batch.run import Task, plan_batch, run_batch, summarize
+
+    start = time.perf_counter()
+    try:
+        batch = plan_batch(kind, inputs, output, recursive=recursive, force=force)
+    except AsmrError as exc:
+        _fail(exc)
+        return
+    failed = []
+    bar = task = None
+    if not quiet and err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn(f"{kind} batch"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                       TextColumn("{task.fields[failed]}"), TimeRemainingColumn(), console=err, transient=True)
+        task = bar.add_task(kind, total=batch.total, failed="")
+
+    def report(r) -> None:
+        if as_json:
+            _print_json(r.as_json())
+            sys.stdout.flush()
+        if r.status == "failed":
+            failed.append(r)
+        if not quiet:
+            if r.status == "ok" and kind == "encode":
+                s = r.stats
+                line = (f"{r.input} -> {r.output}: {s['bytes']} bytes, {s['bpp']:.3f} bpp, {s['psnr']:.2f} dB, "
+                        f"{s['encode_seconds']:.1f} s")
+            elif r.status == "ok":
+                line = f"{r.input} -> {r.output}: {r.stats['width']}x{r.stats['height']}"
+            elif r.status == "skipped":
+                line = f"{r.input}: skipped ({r.output} exists; -f redoes it)"
+            else:
+                line = f"asmr: error: {r.error}"
+            err.print(line, markup=False, soft_wrap=True)
+        if bar is not None:
+            bar.update(task, advance=1, failed=f"{len(failed)} failed" if failed else "")
+
+    try:
+        with bar if bar is not None else nullcontext():
+            results = run_batch(batch, Task(kind, opts, frames), jobs=jobs, threads=threads, ray=ray,
+                                on_result=report)
+    except AsmrError as exc:  # before any job ran: no Ray, a bad --jobs
+        _fail(exc)
+        return
+    summary = summarize(results, time.perf_counter() - start)
+    if as_json:
+        _print_json(summary)
+    if not quiet:
+        done = "encoded" if kind == "encode" else "decoded"
+        err.print(f"{summary['files']} files: {summary['ok']} {done}, {summary['skipped']} skipped, "
+                  f"{summary['failed']} failed, {summary['seconds']:.1f} s", markup=False)
+    if failed:
+        err.print(f"asmr: {len(failed)} of {summary['files']} files failed:", markup=False)
+        for r in failed:
+            err.print(f"  {r.error}", markup=False, soft_wrap=True)
+        raise typer.Exit(1)

@@ -1,0 +1,204 @@
+"""The clip encoder of format version 4: budget -> groups of frames -> lam per group ->
+fit (clip_fit) -> weights' precision -> rate fitted to the target -> bytes. Imports torch
+(through clip_fit); the decoder never imports this module."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..container.tensors import pack_tensor
+from ..core.presets import CLIP_PRESETS
+from ..core.ratefit import RATE_TOLERANCE, fit_rate
+from ..core.rates import Target
+from ..latent.codec import WEIGHT_BITS_CHOICES, quantise_synthesis
+from ..latent.encoder import layout_for, network_bytes, rescale
+from ..latent.format import LatentHeader
+from ..latent.latents import Layout, by_level, synthesize_numpy
+from .codec import pack_clip
+from .format import overhead
+
+GROUP_FRAMES = 128  # the most frames a group holds (a group's first frame has no temporal context)
+GROUP_PIXELS = 1 << 25  # the most pixels a group holds: bounds the encoder's memory
+CHECK_FRAMES = 8  # frames the weights' precision is judged on
+# lam is chosen for a little more than the budget: pruning the latents one step from what
+# their context expects costs little, while a file under the --bpp tolerance is rescaled,
+# which costs much more
+AIM_ABOVE = 1.05
+# lam steered at most this factor from its start. With uniform noise the bit estimate of
+# latents the temporal context predicts sharply is far above what the coder spends, so a
+# clip steers by the rate of its rounded latents; late in the schedule the rate barely
+# answers (carphone at 0.1 bpp: lam raised 10x in the rounding phase left the file at
+# 67 KB, where that lam from the start gives 8 KB), so the noise phase steers too.
+STEER_RANGE = 4.0
+
+
+@dataclass
+class ClipEncoding:
+    data: bytes
+    iterations: int
+    lam: float
+    weight_bits: int
+    estimated_seconds: float | None
+
+
+def group_size(frames: int, height: int, width: int) -> int:
+    """Frames per group: as many as GROUP_FRAMES and GROUP_PIXELS allow, balanced."""
+    most = max(1, min(GROUP_FRAMES, GROUP_PIXELS // (height * width)))
+    groups = -(-frames // most)
+    return -(-frames // groups)
+
+
+def clip_layout(frames: int, height: int, width: int, channels: int, preset: str, hidden: int | None,
+                levels: int | None) -> Layout:
+    """A frame's layout; the networks' widths follow the pixels of a group, which shares them,
+    and the context model keeps at least the two units that carry the previous frame's
+    value (its starting point) when a group has more than one frame."""
+    group = group_size(frames, height, width)
+    lay = layout_for(height, width, channels, preset, hidden, levels, group * height * width, CLIP_PRESETS)
+    if group > 1 and lay.context_hidden < 2:
+        lay = replace(lay, context_hidden=2)
+    return lay
+
+
+def encode(clip: np.ndarray, header: LatentHeader, target: Target, preset: str, iters: int | None,
+           time_limit: float | None, seed: int, progress=None) -> ClipEncoding:
+    """clip: (C, T, H, W) float32 on [0, 1]. Trains on the CPU."""
+    from ..latent.fit import LatentFitConfig
+    from .fit import choose_clip_lambda, fit_clip
+
+    layout = header.layout
+    frames = header.frames
+    spans = header.group_spans()
+    p = CLIP_PRESETS[preset]
+    limit = time_limit if time_limit is not None else p.time_limit
+    nets = network_bytes(layout) * len(spans)
+    latent_bits = max(64.0 * len(spans), (target.budget_bytes - overhead(header) - nets) * 8)
+    fits = []
+    done_steps = 0
+    for i, (s, e) in enumerate(spans):
+        share = (e - s) / frames
+        part = clip[:, s:e]
+        lam = choose_clip_lambda(layout, part, latent_bits * share * AIM_ABOVE)
+        cfg = LatentFitConfig(iters=iters if iters is not None else p.iters, lam=lam,
+                              target_bits=latent_bits * share,
+                              time_limit=None if limit is None else max(1.0, limit * share), seed=seed + i,
+                              steer_range=STEER_RANGE)
+
+        def report(step, total, psnr, _s=done_steps, _g=i):
+            if progress:
+                progress(_s + step, _s + total + (len(spans) - 1 - _g) * total, psnr)
+
+        fits.append(fit_clip(layout, part, cfg, report))
+        done_steps += fits[-1].iterations
+    n = frames * layout.height * layout.width
+    lam = float(np.mean([f.lam for f in fits]))
+
+    # the synthesis weights' precision: the least distortion + lam * rate, on a few frames
+    best = None
+    for bits in WEIGHT_BITS_CHOICES:
+        err, size = 0.0, 0
+        for (s, e), f in zip(spans, fits):
+            tensors, weights = quantise_synthesis(layout, f.synthesis, bits)
+            size += sum(len(pack_tensor(t)) for t in tensors)
+            checked = np.unique(np.linspace(0, e - s - 1, min(CHECK_FRAMES, e - s)).astype(int))
+            for t in checked:
+                out = synthesize_numpy(layout, weights, [np.rint(z) for z in by_level(layout, f.latents[t])])
+                err += float(np.mean((np.clip(out, 0, 1) - clip[:, s + t]) ** 2)) * (e - s) / len(checked)
+        score = err / frames + lam * size * 8 / n
+        if best is None or score < best[0]:
+            best = (score, bits)
+    bits = best[1]
+
+    def file_at(scale: float = 1.0, keep: float = 0.5) -> bytes:
+        groups = []
+        for f in fits:
+            syn, ctx, lat = rescale(f.synthesis, f.context, [z for fr in _kept(f.latents, keep) for z in fr], scale)
+            per = len(layout.grids())
+            groups.append((syn, ctx, [lat[j:j + per] for j in range(0, len(lat), per)]))
+        return pack_clip(header, groups, bits)
+
+    data = _fit_clip_rate(file_at, target)
+    estimated = None
+    if all(f.estimated_seconds is not None for f in fits):
+        estimated = sum(f.estimated_seconds for f in fits)
+    return ClipEncoding(data, done_steps, lam, bits, estimated)
+
+
+KEEP_MAX = 2.5  # the widest dead zone the rate fit tries (in quantisation steps)
+RATE_TRIES = 6  # codings of the whole clip the rate fit may try
+CLIP_CLOSE = 0.02  # ... stopping once the file is this close under the budget
+
+
+def _kept(frames: list[list[np.ndarray]], keep: float) -> list[list[np.ndarray]]:
+    """The latents of a group with a dead zone around what the context expects: frame by
+    frame, a latent within `keep` steps of the previous frame's (final) value takes that
+    value, and on the group's first frame one within `keep` of 0 becomes 0. keep = 0.5 is
+    plain rounding; wider zones cost a little distortion and save bits where the temporal
+    context is sure. Frame after frame, so each frame sees its predecessor as coded."""
+    if keep <= 0.5:
+        return frames
+    out, prev = [], None
+    for frame in frames:
+        goal = [np.zeros_like(z) for z in frame] if prev is None else prev
+        cur = [np.where(np.abs(z - g) < keep, g, np.rint(z)) for z, g in zip(frame, goal)]
+        out.append(cur)
+        prev = cur
+    return out
+
+
+def _fit_clip_rate(file_at, target: Target) -> bytes:
+    """The file as trained when it meets the target. Over budget: a dead zone (_kept) wide
+    enough to fit, found by regula falsi on its width (each try codes the whole clip, so
+    at most RATE_TRIES tries, stopping within CLIP_CLOSE under the budget). Under an
+    explicit --bpp by more than RATE_TOLERANCE, or over even at KEEP_MAX: the image
+    encoder's rescaling, which costs more."""
+    budget = target.budget_bytes
+    data = file_at()
+    if len(data) <= budget:
+        if target.bpp is None or len(data) >= (1 - RATE_TOLERANCE) * budget:
+            return data
+        return _rescaled(file_at, budget, data)
+    widest = file_at(keep=KEEP_MAX)
+    if len(widest) > budget:
+        return fit_rate(lambda scale=1.0, prune=0: file_at(scale, KEEP_MAX), target, 0)[0]
+    goal = (1 - CLIP_CLOSE / 2) * budget
+    (k_lo, s_lo), (k_hi, s_hi), best = (0.5, len(data)), (KEEP_MAX, len(widest)), widest
+    for _ in range(RATE_TRIES):
+        t = (s_lo - goal) / max(1, s_lo - s_hi)
+        k = k_lo + min(0.9, max(0.1, t)) * (k_hi - k_lo)
+        cand = file_at(keep=k)
+        if len(cand) <= budget:
+            best, k_hi, s_hi = cand, k, len(cand)
+            if len(cand) >= (1 - CLIP_CLOSE) * budget:
+                break
+        else:
+            k_lo, s_lo = k, len(cand)
+    if target.bpp is not None and len(best) < (1 - RATE_TOLERANCE) * budget:
+        # the size can jump with the zone's width (carphone_8f: 3,853 bytes at 0.5, 3,017 at
+        # 0.515 for a 3,456 budget): the latents rescaled towards the budget from there
+        return _rescaled(lambda scale=1.0: file_at(scale, k_hi), budget, best)
+    return best
+
+
+def _rescaled(file_at, budget: int, data: bytes) -> bytes:
+    """An explicit --bpp missed from below: the latents rescaled (finer steps) towards the
+    budget, by the secant on log size against log scale, at most RATE_TRIES codings; the
+    largest file under the budget (the trained one if none is)."""
+    best = data
+    x0, y0 = 0.0, math.log(len(data))
+    x1 = 0.25
+    goal = math.log((1 - CLIP_CLOSE / 2) * budget)
+    for _ in range(RATE_TRIES):
+        cand = file_at(math.exp(x1))
+        y1 = math.log(len(cand))
+        if len(cand) <= budget:
+            best = cand if len(cand) > len(best) else best
+            if len(cand) >= (1 - CLIP_CLOSE) * budget:
+                break
+        slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 1.0
+        x0, y0 = x1, y1
+        x1 = x1 + (goal - y1) / max(slope, 0.1)
+    return best

@@ -1,0 +1,48 @@
+"""Format version 4: a clip as latent pyramids per frame (latent/format.py's header and
+records), frames in groups that share the networks.
+
+Header: version 3's fields, then frames u32 | group u32 | fps numerator u32 | fps
+denominator u32. Payload: each group's networks, then one coded stream per group."""
+
+from __future__ import annotations
+
+import struct
+
+from ..container.file import KIND_VIDEO, MAX_AXIS, MAX_SAMPLES, AsmrFile, frame
+from ..container.records import Reader, check
+from ..container.tensors import CodedStream, Tensor, parse_stream
+from ..latent.format import LatentHeader, pack_header, pack_payload, read_header, read_networks
+
+VERSION = 4
+MAX_GROUP = 1 << 12  # frames in a group
+
+
+def dumps(h: LatentHeader, tensors: list[Tensor], streams: list[CodedStream]) -> bytes:
+    header = pack_header(h) + struct.pack("<IIII", h.sizes[0], h.group, h.fps_num, h.fps_den)
+    return frame(VERSION, header, pack_payload(tensors, streams))
+
+
+def overhead(h: LatentHeader) -> int:
+    """Bytes of a file with this header and an empty payload."""
+    return len(dumps(h, [], []))
+
+
+def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
+    r = Reader(header, "header")
+    image = read_header(r, KIND_VIDEO, version)
+    height, width = image.sizes
+    frames, group, fps_num, fps_den = r.unpack("IIII")
+    check(1 <= frames <= MAX_AXIS and frames * height * width <= MAX_SAMPLES, f"{frames} frames")
+    check(1 <= group <= min(frames, MAX_GROUP), f"group of {group} frames")
+    check(fps_den >= 1, "frame rate")
+    check(r.done(), "header has trailing bytes")
+    h = LatentHeader((frames, height, width), image.channels, image.bit_depth, image.levels, image.hidden,
+                     image.context_hidden, KIND_VIDEO, fps_num, fps_den, group)
+    layout = h.layout
+    r = Reader(payload, "payload")
+    tensors = []
+    for _ in h.group_spans():
+        tensors += read_networks(r, layout, True)
+    streams = [parse_stream(r, (e - s) * layout.latent_count(), f"frames {s}-{e - 1}") for s, e in h.group_spans()]
+    check(r.done(), "payload has trailing bytes")
+    return AsmrFile(h, tensors, version, streams)
