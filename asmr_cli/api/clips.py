@@ -11,8 +11,9 @@ import numpy as np
 from ..container.file import KIND_VIDEO
 from ..core.errors import AsmrError
 from ..core.options import EncodeOptions, EncodeResult
+from ..io.clips import DEFAULT_MAX_SAMPLES, Clip, FrameRange, frame_psnr
 from ..io.sizes import check_region, output_size
-from ..io.video import DEFAULT_MAX_SAMPLES, Clip, FrameRange, frame_psnr, read_video
+from ..io.video import read_video
 from .formats import clip_encoder, loads
 from .images import describe
 

@@ -47,7 +47,8 @@ def decode_file(src: Path, out: str | Path | None = None, force: bool = False, f
 
 def _decode_clip(data: bytes, src: Path, out: Path | None, force: bool, frames: str | None, resize: dict,
                  start: float, folder: bool = False) -> dict:
-    from ..io.video import FRAME_EXTS, is_frame_folder, is_video_output, parse_frames, video_outputs, write_video
+    from ..io.clips import parse_frames
+    from ..io.video import FRAME_EXTS, is_frame_folder, is_video_output, video_outputs, write_video
     from .clips import decode_video, render_clip
 
     out = output_path(src, out, ".mp4")

@@ -30,7 +30,8 @@ class DecodeOptions:
 
 def read_clip(path: Path, frames: str | None):
     """The clip to encode, or None when the input is an image."""
-    from ..io.video import is_video_path, parse_frames, read_video
+    from ..io.clips import parse_frames
+    from ..io.video import is_video_path, read_video
 
     if not is_video_path(path) and frames is None:
         return None

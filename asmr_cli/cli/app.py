@@ -269,7 +269,7 @@ def _holds_video(path: Path) -> bool:
 
 def _video_stats(data: bytes, ref: Optional[Path], frames: Optional[str]) -> dict:
     from ..api import read_video_stats
-    from ..io.video import parse_frames
+    from ..io.clips import parse_frames
 
     return read_video_stats(data, ref, parse_frames(frames))
 
@@ -308,7 +308,7 @@ def run() -> None:
 def _is_batch(inputs: list[Path], recursive: bool, ray: Optional[str]) -> bool:
     """Several inputs, --recursive, --ray or a glob the shell left alone; one plain input is
     a single run, exactly as before."""
-    from ..batch.run import GLOB_CHARS
+    from ..batch.plan import GLOB_CHARS
 
     text = str(inputs[0])
     return (len(inputs) > 1 or recursive or ray is not None
@@ -323,7 +323,7 @@ def _run_batch(kind: str, inputs: list[Path], output: Optional[Path], opts, fram
     import time
     from contextlib import nullcontext
 
-    from ..batch.run import Task, plan_batch, run_batch, summarize
+    from ..batch import Task, plan_batch, run_batch, summarize
 
     start = time.perf_counter()
     try:

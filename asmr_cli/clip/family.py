@@ -12,7 +12,7 @@ from ..core.family import Family
 from ..core.options import EncodeOptions, EncodeResult, check_effort
 from ..core.presets import CLIP_PRESETS, VIDEO_PRESETS
 from ..core.rates import clip_target
-from ..io.video import Clip, fps_pair, frame_psnr
+from ..io.clips import Clip, fps_pair, frame_psnr
 from ..latent import codec as latent_codec
 from ..latent.family import check_decodable, describe
 from ..latent.format import LatentHeader

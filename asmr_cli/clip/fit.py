@@ -24,8 +24,6 @@ from ..latent.fit import (
     TORCH,
     LatentFitConfig,
     LatentModel,
-    Progress,
-    Schedule,
     bisect_lambda,
     grid_bits,
     level_gains,
@@ -34,6 +32,7 @@ from ..latent.fit import (
     sampled_planes,
 )
 from ..latent.latents import Layout, features, mlp, up2_at
+from ..latent.schedule import Progress, Schedule
 
 WINDOW_PIXELS = 1 << 19  # pixels of the frames a step trains (at least one frame)
 ADAM_BETAS = (0.9, 0.999)

@@ -16,8 +16,8 @@ from ..core.options import EncodeOptions, EncodeResult, check_effort
 from ..core.presets import PRESETS, VIDEO_PRESETS
 from ..core.quantize import step_groups
 from ..core.rates import Target, clip_target, target_for
+from ..io.clips import Clip, fps_pair, frame_psnr
 from ..io.media import Raster, float_raster
-from ..io.video import Clip, fps_pair, frame_psnr
 from .architecture import Architecture
 from .codec import check_decodable, describe, header_for, native_frames, pack, render_image, unpack
 from .decomposition import auto_bases, levels_for, parse_bases, video_bases
