@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import kodak, markdown_table  # noqa: E402
 
 from asmr_cli import image_encoder  # noqa: E402
-from asmr_cli.context_model import encode_grids, to_fixed  # noqa: E402
-from asmr_cli.latent_fit import LatentFitConfig, choose_lambda, fit_latents  # noqa: E402
-from asmr_cli.latents import by_level, synthesize_numpy  # noqa: E402
-from asmr_cli.media import Raster  # noqa: E402
+from asmr_cli.io.media import Raster  # noqa: E402
+from asmr_cli.latent.context_model import encode_grids, to_fixed  # noqa: E402
+from asmr_cli.latent.fit import LatentFitConfig, choose_lambda, fit_latents  # noqa: E402
+from asmr_cli.latent.latents import by_level, synthesize_numpy  # noqa: E402
 
 VARIANTS = {
     "default": {},

@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from asmr_cli import bitstream, resample
-from asmr_cli import fit as fit_module
-from asmr_cli.codec import EncodeOptions, encode_raster, render_image
-from asmr_cli.media import Raster
-from asmr_cli.metrics import psnr
+from asmr_cli.api import EncodeOptions, encode_raster, formats, render_image
+from asmr_cli.coordinate import fit as fit_module
+from asmr_cli.coordinate import resample
+from asmr_cli.core.metrics import psnr
+from asmr_cli.io.media import Raster
+from asmr_cli.latent import format as fmt3
 
 KODAK = Path("/work/shared/data/kodak")
 QUICK = ["kodim03", "kodim23"]
@@ -91,10 +92,10 @@ def run_image(path: Path, factors: list[int], iters: int | None, preset: str, ex
     for f in factors:
         low = area_down(orig, f)
         res, enc_s = encode_cached(low, f"{path.stem}-x{f}-{preset}-{iters}{tag}", preset, iters, cache)
-        header = bitstream.loads(res.data).header
+        header = formats.loads(res.data).header
         # seams: the coordinate network's last-level blocks; the latent pyramid has none, so
         # its level-1 cells (2 x 2 pixels), where the last upsampling changes neighbours
-        latent = isinstance(header, bitstream.LatentHeader)
+        latent = isinstance(header, fmt3.LatentHeader)
         bases = (2, 2) if latent else tuple(b[-1] for b in header.bases)
         native = render_image(res.data).pixels
         t0 = time.perf_counter()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asmr_cli.metrics import psnr
+from asmr_cli.core.metrics import psnr
 
 ROOT = Path(__file__).resolve().parent.parent
 KODAK = ROOT.parent / "shared" / "data" / "kodak"

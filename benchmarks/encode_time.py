@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import at_bpp, kodak, markdown_table, pillow_sweep  # noqa: E402
 
-from asmr_cli.metrics import psnr  # noqa: E402
+from asmr_cli.core.metrics import psnr  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 TILES = ["kodim01", "kodim05", "kodim13", "kodim23"]

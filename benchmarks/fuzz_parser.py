@@ -3,7 +3,7 @@ or a decoded raster -- never another exception, a hang, or an allocation past th
 
 Plain bit flips mostly test the CRCs, so half the mutants are re-serialised with correct
 lengths and CRCs (header fields set to extremes, payload bytes and numbers overwritten,
-parts truncated or extended), and some are whole files built by `bitstream.dumps` around
+parts truncated or extended), and some are whole files built by each format's `dumps` around
 headers that declare huge or odd sizes, so the field checks and the entropy decoder
 behind the CRCs are reached.
 
@@ -32,9 +32,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asmr_cli import bitstream, codec, entropy  # noqa: E402
-from asmr_cli.errors import AsmrError  # noqa: E402
-from asmr_cli.quantize import step_groups  # noqa: E402
+from asmr_cli import api as codec  # noqa: E402
+from asmr_cli.api import formats  # noqa: E402
+from asmr_cli.clip import format as fmt4  # noqa: E402
+from asmr_cli.container import (
+    entropy,  # noqa: E402
+    tensors,  # noqa: E402
+)
+from asmr_cli.container import file as cfile  # noqa: E402
+from asmr_cli.coordinate import format as fmt2  # noqa: E402
+from asmr_cli.core.errors import AsmrError  # noqa: E402
+from asmr_cli.core.quantize import step_groups  # noqa: E402
+from asmr_cli.latent import format as fmt3  # noqa: E402
 
 FUZZ_MAX_PIXELS = 1 << 16  # the decoder's --max-pixels during fuzzing
 CASE_SECONDS = 10.0  # a case running longer than this is a hang
@@ -47,8 +56,8 @@ F32 = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, -1.0, 1e-45, 1e-30,
 
 # -- seeds -------------------------------------------------------------------------------
 
-def _tensors(header: bitstream.Header, rng: np.random.Generator, spread: float = 4.0,
-             constant: bool = False) -> list[bitstream.Tensor]:
+def _tensors(header: fmt2.Header, rng: np.random.Generator, spread: float = 4.0,
+             constant: bool = False) -> list[tensors.Tensor]:
     out = []
     for name, shape in header.architecture.param_shapes():
         steps = rng.uniform(0.001, 0.1, step_groups(name, shape)).astype(np.float32)
@@ -56,18 +65,18 @@ def _tensors(header: bitstream.Header, rng: np.random.Generator, spread: float =
             coded = entropy.CodedTensor(entropy.CONSTANT, 0, 0, 0.0, 0.0, np.zeros(0, np.uint32))
         else:
             coded = entropy.encode(np.rint(rng.laplace(0, spread, size=shape)).astype(np.int32))
-        out.append(bitstream.Tensor(steps, coded))
+        out.append(tensors.Tensor(steps, coded))
     return out
 
 
-def _file(header: bitstream.Header, rng: np.random.Generator, **kw) -> bytes:
-    return bitstream.dumps(bitstream.AsmrFile(header, _tensors(header, rng, **kw)))
+def _file(header: fmt2.Header, rng: np.random.Generator, **kw) -> bytes:
+    return fmt2.dumps(header, _tensors(header, rng, **kw))
 
 
 def seeds() -> list[bytes]:
     """Small valid files covering the header's variants (channels, depth, latents, 1x1)."""
     rng = np.random.default_rng(0)
-    H, K = bitstream.Header, bitstream.KIND_IMAGE
+    H, K = fmt2.Header, cfile.KIND_IMAGE
     headers = [
         H(K, (13, 21), 3, 8, ((1, 2, 7), (1, 3, 7)), 8, 2, 30.0),
         H(K, (9, 5), 1, 16, ((1, 3, 3), (1, 1, 5)), 6, 0, 30.0),
@@ -77,14 +86,14 @@ def seeds() -> list[bytes]:
     files = [_file(h, rng) for h in headers]
     files.append(_file(headers[0], rng, spread=400.0))
     if hasattr(codec, "decode_video"):
-        files.append(_file(H(bitstream.KIND_VIDEO, (3, 6, 7), 3, 8, ((1, 3), (2, 3), (1, 7)), 6, 1, 30.0, 25, 1),
+        files.append(_file(H(cfile.KIND_VIDEO, (3, 6, 7), 3, 8, ((1, 3), (2, 3), (1, 7)), 6, 1, 30.0, 25, 1),
                            rng))
-    if hasattr(bitstream, "LatentHeader"):
-        L = bitstream.LatentHeader
+    if True:  # format 3
+        L = fmt3.LatentHeader
         files += [_latent_file(L((13, 21), 3, 8, 4, 4, 4), rng), _latent_file(L((9, 5), 1, 16, 2, 2, 0), rng),
                   _latent_file(L((1, 1), 4, 8, 1, 0, 0), rng), _latent_file(L((6, 40), 2, 8, 5, 3, 2), rng)]
-    if hasattr(bitstream, "CLIP_VERSION"):
-        L, V = bitstream.LatentHeader, bitstream.KIND_VIDEO
+    if True:  # format 4
+        L, V = fmt3.LatentHeader, cfile.KIND_VIDEO
         files += [_clip_file(L((5, 13, 21), 3, 8, 4, 4, 4, V, 25, 1, 2), rng),
                   _clip_file(L((3, 9, 5), 3, 8, 2, 0, 2, V, 30000, 1001, 3), rng),
                   _clip_file(L((1, 1, 1), 3, 8, 1, 0, 0, V, 0, 1, 1), rng)]
@@ -93,8 +102,8 @@ def seeds() -> list[bytes]:
 
 def _clip_file(header, rng: np.random.Generator) -> bytes:
     """A valid version-4 file (a clip) with random weights and latents."""
-    from asmr_cli import context_model as cm
-    from asmr_cli.clip_codec import pack_clip
+    from asmr_cli.clip.codec import pack_clip
+    from asmr_cli.latent import context_model as cm
 
     layout = header.layout
     groups = []
@@ -109,8 +118,8 @@ def _clip_file(header, rng: np.random.Generator) -> bytes:
 
 def _latent_file(header, rng: np.random.Generator) -> bytes:
     """A valid version-3 file with random weights and latents."""
-    from asmr_cli import context_model as cm
-    from asmr_cli.latent_codec import pack
+    from asmr_cli.latent import context_model as cm
+    from asmr_cli.latent.codec import pack
 
     layout = header.layout
     synthesis = {n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in layout.synthesis_shapes()}
@@ -129,9 +138,9 @@ def split(data: bytes) -> tuple[bytes, bytes]:
     return header, data[17 + hlen:17 + hlen + plen]
 
 
-def join(header: bytes, payload: bytes, version: int = bitstream.VERSION) -> bytes:
+def join(header: bytes, payload: bytes, version: int = fmt2.VERSION) -> bytes:
     """A container with correct lengths and CRCs around any header and payload bytes."""
-    return (bitstream.MAGIC + struct.pack("<BI", version, len(header)) + header
+    return (cfile.MAGIC + struct.pack("<BI", version, len(header)) + header
             + struct.pack("<I", zlib.crc32(header)) + struct.pack("<I", len(payload)) + payload
             + struct.pack("<I", zlib.crc32(payload)))
 
@@ -165,10 +174,11 @@ def _resize(b: bytes, rng: np.random.Generator) -> bytes:
 
 def _extreme_latent_header(header: bytes, rng: np.random.Generator) -> bytes:
     """A version-3 or 4 header with one field set to an extreme value."""
-    version = bitstream.CLIP_VERSION if len(header) > 14 else bitstream.LATENT_VERSION
-    h = bitstream._parse_latent_header(header, version)
+    version = fmt4.VERSION if len(header) > 14 else fmt3.VERSION
+    fmt = fmt4 if version == fmt4.VERSION else fmt3
+    h = fmt.parse_header(header)
     names = ["kind", "sizes", "channels", "bit_depth", "levels", "hidden", "context_hidden"]
-    names += ["group", "fps_num", "fps_den"] if version == bitstream.CLIP_VERSION else []
+    names += ["group", "fps_num", "fps_den"] if version == fmt4.VERSION else []
     name = str(rng.choice(names))
     if name == "sizes":
         sizes = list(h.sizes)
@@ -177,16 +187,16 @@ def _extreme_latent_header(header: bytes, rng: np.random.Generator) -> bytes:
     else:
         h = dataclasses.replace(h, **{name: int(rng.choice(U32[:6] + [7, 8, 9, 64, 65]))})
     try:
-        return bitstream._pack_latent_header(h)
+        return fmt.pack_header(h)
     except (struct.error, OverflowError):
         return header
 
 
-def _extreme_header(header: bytes, rng: np.random.Generator, version: int = bitstream.VERSION) -> bytes:
+def _extreme_header(header: bytes, rng: np.random.Generator, version: int = fmt2.VERSION) -> bytes:
     """Re-pack the header with one field set to an extreme value (or a changed axis/level count)."""
-    if version in (bitstream.LATENT_VERSION, getattr(bitstream, "CLIP_VERSION", -1)):
+    if version in (fmt3.VERSION, fmt4.VERSION):
         return _extreme_latent_header(header, rng)
-    h = bitstream._parse_header(header)
+    h = fmt2.parse_header(header)
     name = str(rng.choice(["kind", "sizes", "channels", "bit_depth", "bases", "hidden", "latent_dim",
                            "w0", "fps_num", "fps_den", "dims", "levels", "fit"]))
     if name == "w0":
@@ -220,7 +230,7 @@ def _extreme_header(header: bytes, rng: np.random.Generator, version: int = bits
     else:
         h = dataclasses.replace(h, **{name: int(rng.choice(U32))})
     try:
-        return bitstream._pack_header(h)
+        return fmt2.pack_header(h)
     except (struct.error, OverflowError):
         return header  # the value does not fit the field: fall back to the valid header
 
@@ -287,14 +297,14 @@ def synth(rng: np.random.Generator) -> bytes:
         bases.append(tuple(b))
     hidden = int(rng.choice([1, 4, 64, 1024]))
     latent = int(rng.choice([0, 0, 1, 16]))
-    h = bitstream.Header(bitstream.KIND_IMAGE, tuple(sides), int(rng.integers(1, 5)), 8, tuple(bases),
+    h = fmt2.Header(cfile.KIND_IMAGE, tuple(sides), int(rng.integers(1, 5)), 8, tuple(bases),
                          hidden, latent, 30.0)
     try:
         if h.architecture.param_count() > 200_000:
-            return join(bitstream._pack_header(h), b"")  # too big to build: the header alone
+            return join(fmt2.pack_header(h), b"")  # too big to build: the header alone
         return _file(h, rng, constant=rng.random() < 0.7, spread=1.0)
     except AsmrError:
-        return join(bitstream._pack_header(h), b"")
+        return join(fmt2.pack_header(h), b"")
 
 
 # -- running one case --------------------------------------------------------------------
@@ -311,9 +321,9 @@ def decode_case(data: bytes) -> str:
     """What the reader does with `data`: 'ok', 'AsmrError: <message, digits blanked>', or
     'CRASH ...' / 'HANG' for anything else."""
     try:
-        f = bitstream.loads(data)
-        codec.describe(f.header, len(data), f.version)  # what `asmr stats` prints
-        if f.header.kind == bitstream.KIND_VIDEO and hasattr(codec, "decode_video"):
+        f = formats.loads(data)
+        codec.describe(data)  # what `asmr stats` prints
+        if f.header.kind == cfile.KIND_VIDEO and hasattr(codec, "decode_video"):
             codec.decode_video(data, max_pixels=FUZZ_MAX_PIXELS)
         else:
             codec.decode_bytes(data, max_pixels=FUZZ_MAX_PIXELS)  # what encode and stats --ref use

@@ -54,7 +54,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import KODAK, OUT, at_bpp, bd_rate, kodak, markdown_table, pillow_sweep  # noqa: E402
 
-from asmr_cli.metrics import psnr  # noqa: E402
+from asmr_cli.core.metrics import psnr  # noqa: E402
 
 QUICK = ["04", "08", "19", "23"]
 HELD_OUT = ["02", "07", "12", "17", "21"]

@@ -34,8 +34,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bd_rate  # noqa: E402
 
-from asmr_cli.codec import decode_video  # noqa: E402
-from asmr_cli.video import frame_psnr, parse_frames, read_video  # noqa: E402
+from asmr_cli.api import decode_video  # noqa: E402
+from asmr_cli.io.clips import frame_psnr, parse_frames
+from asmr_cli.io.video import read_video  # noqa: E402
 
 DATA = Path("/work/shared/data/video")
 OUT = Path(__file__).resolve().parent / "out"
@@ -182,7 +183,8 @@ def hd_clip(workdir: Path, frames: int = 100) -> Path:
     """bikes.mp4's first `frames` frames resized (Lanczos) to 1280x720, written near-losslessly."""
     from PIL import Image
 
-    from asmr_cli.video import Clip, write_video
+    from asmr_cli.io.clips import Clip
+    from asmr_cli.io.video import write_video
 
     src = read_video(DATA / "bikes.mp4", parse_frames(f"0:{frames}"))
     big = np.stack([np.asarray(Image.fromarray(f).resize((1280, 720), Image.LANCZOS)) for f in src.frames])

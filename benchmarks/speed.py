@@ -73,14 +73,14 @@ def matmul_gflops(lib: str, n: int = 1024, reps: int = 10) -> float:
 
 
 def load_target(path: Path) -> np.ndarray:
-    from asmr_cli.media import read_image
+    from asmr_cli.io.media import read_image
 
     return read_image(path).as_float()
 
 
 def paper_arch(sizes: tuple[int, int]):
-    from asmr_cli.architecture import Architecture
-    from asmr_cli.decomposition import parse_bases
+    from asmr_cli.coordinate.architecture import Architecture
+    from asmr_cli.coordinate.decomposition import parse_bases
 
     return Architecture(parse_bases(PAPER_BASES, sizes), PAPER_HIDDEN, 3, 0)
 
@@ -92,7 +92,7 @@ class PerPixel:
     def __init__(self, arch, params: dict, target: np.ndarray, device: str):
         import torch
 
-        from asmr_cli.decomposition import digits, normalised_digits
+        from asmr_cli.coordinate.decomposition import digits, normalised_digits
 
         dec = arch.decomposition
         idx = np.indices(dec.padded).reshape(dec.dims, -1).T
@@ -130,8 +130,8 @@ class Engine:
     def __init__(self, arch, target: np.ndarray, device: str):
         import torch
 
-        from asmr_cli import fit as fitmod
-        from asmr_cli.model import ASMR
+        from asmr_cli.coordinate import fit as fitmod
+        from asmr_cli.coordinate.model import ASMR
 
         torch.manual_seed(0)
         self.fit = fitmod
@@ -173,8 +173,8 @@ def training_rows(target: np.ndarray, reps: int, pp_reps: int, device: str) -> l
 
 
 def _engine_loss(engine) -> float:
-    from asmr_cli.model import TORCH
-    from asmr_cli.synthesis import last_level
+    from asmr_cli.coordinate.model import TORCH
+    from asmr_cli.coordinate.synthesis import last_level
 
     out = last_level(TORCH, *engine.model.forward_coarse())
     err = (out - engine.tgt) ** 2
@@ -186,16 +186,16 @@ def _engine_loss(engine) -> float:
 def decode_rows(target: np.ndarray, asmr_file: Path, gflops: float, reps: int) -> list[tuple]:
     import torch
 
-    from asmr_cli import bitstream
-    from asmr_cli.codec import unpack
-    from asmr_cli.metrics import macs_per_pixel
-    from asmr_cli.model import ASMR
-    from asmr_cli.synthesis import render_numpy
+    from asmr_cli.api import formats
+    from asmr_cli.coordinate.architecture import macs_per_pixel
+    from asmr_cli.coordinate.codec import unpack
+    from asmr_cli.coordinate.model import ASMR
+    from asmr_cli.coordinate.synthesis import render_numpy
 
     torch.manual_seed(0)
     arch = paper_arch(target.shape[1:])
     paper_params = {k: v.detach().numpy() for k, v in ASMR(arch).named_tensors().items()}
-    preset_arch, preset_params = unpack(bitstream.loads(asmr_file.read_bytes()))
+    preset_arch, preset_params = unpack(formats.loads(asmr_file.read_bytes()))
     rows = []
     for name, a, p in (("paper config", arch, paper_params), ("default preset", preset_arch, preset_params)):
         t = median_time(lambda a=a, p=p: render_numpy(a, p), reps, warm=2)

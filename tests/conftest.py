@@ -10,14 +10,14 @@ SAMPLES = ROOT / "samples"
 
 @pytest.fixture
 def sample_rgb():
-    from asmr_cli.media import read_image
+    from asmr_cli.io.media import read_image
 
     return read_image(SAMPLES / "kodim08_small.png")
 
 
 def per_pixel_reference(arch, params):
     """Plain evaluation: every sample through every layer (the paper's reference form)."""
-    from asmr_cli.decomposition import digits, normalised_digits
+    from asmr_cli.coordinate.decomposition import digits, normalised_digits
 
     dec = arch.decomposition
     grids = [np.indices(dec.padded).reshape(dec.dims, -1).T]  # (N, dims) sample indices

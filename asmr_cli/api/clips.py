@@ -14,7 +14,7 @@ from ..core.options import EncodeOptions, EncodeResult
 from ..io.clips import DEFAULT_MAX_SAMPLES, Clip, FrameRange, frame_psnr
 from ..io.sizes import check_region, output_size
 from ..io.video import read_video
-from .formats import clip_encoder, loads
+from .formats import clip_encoder, family_of, loads
 from .images import describe
 
 
@@ -26,7 +26,8 @@ def encode_clip(clip: Clip, opts: EncodeOptions | None = None, progress=None) ->
 
 
 def _clip_file(data: bytes, max_pixels: int | None):
-    f, family = loads(data)
+    f = loads(data)
+    family = family_of(f)
     if f.header.kind != KIND_VIDEO:
         raise AsmrError("this file holds an image, not a video (decode it to .png)")
     limit = DEFAULT_MAX_SAMPLES if max_pixels is None else max_pixels
@@ -73,4 +74,4 @@ def read_video_stats(data: bytes, ref: Path | None = None, frames: FrameRange | 
 
 def holds_video(data: bytes) -> bool:
     """Whether .asmr bytes hold a clip (checked from the header alone)."""
-    return loads(data)[0].header.kind == KIND_VIDEO
+    return loads(data).header.kind == KIND_VIDEO

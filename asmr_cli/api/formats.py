@@ -16,11 +16,15 @@ BY_VERSION: dict[int, Family] = {v: f for f in FAMILIES for v in f.versions}
 READ_VERSIONS = tuple(sorted(BY_VERSION))
 
 
-def loads(data: bytes) -> tuple[AsmrFile, Family]:
-    """Parse and validate a whole file; every failure is an AsmrError."""
+def loads(data: bytes) -> AsmrFile:
+    """Parse and validate a whole file, through the family of its version; every failure
+    is an AsmrError."""
     version, header, payload = unframe(data, READ_VERSIONS)
-    family = BY_VERSION[version]
-    return family.parse(version, header, payload), family
+    return BY_VERSION[version].parse(version, header, payload)
+
+
+def family_of(f: AsmrFile) -> Family:
+    return BY_VERSION[f.version]
 
 
 def image_encoder(opts: EncodeOptions) -> Family:

@@ -10,7 +10,7 @@ from ..core.metrics import psnr, ssim
 from ..core.options import DEFAULT_MAX_PIXELS, EncodeOptions, EncodeResult
 from ..io.media import Raster, float_raster, read_image
 from ..io.sizes import check_region, output_size
-from .formats import image_encoder, loads
+from .formats import family_of, image_encoder, loads
 
 
 def encode_raster(raster: Raster, opts: EncodeOptions | None = None, progress=None) -> EncodeResult:
@@ -26,7 +26,8 @@ def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float 
     aspect kept -- and, with region (x, y, width, height) in output pixels, only that part,
     at a cost that follows the region (docs/any-resolution.md); on the native grid, a
     region is the exact crop of the whole."""
-    f, family = loads(data)
+    f = loads(data)
+    family = family_of(f)
     if f.header.kind != KIND_IMAGE:
         raise AsmrError("this file holds a video: decode it to .mp4, .y4m, .gif or a folder")
     h, w = f.header.sizes
@@ -44,7 +45,8 @@ def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Raster:
 
 def describe(data: bytes) -> dict:
     """The stats that follow from the header, the file size and the format version alone."""
-    f, family = loads(data)
+    f = loads(data)
+    family = family_of(f)
     return family.describe(f.header, len(data), f.version)
 
 

@@ -11,15 +11,19 @@ import struct
 from ..container.file import KIND_VIDEO, MAX_AXIS, MAX_SAMPLES, AsmrFile, frame
 from ..container.records import Reader, check
 from ..container.tensors import CodedStream, Tensor, parse_stream
-from ..latent.format import LatentHeader, pack_header, pack_payload, read_header, read_networks
+from ..latent.format import LatentHeader, pack_payload, read_header, read_networks
+from ..latent.format import pack_header as pack_image_fields
 
 VERSION = 4
 MAX_GROUP = 1 << 12  # frames in a group
 
 
+def pack_header(h: LatentHeader) -> bytes:
+    return pack_image_fields(h) + struct.pack("<IIII", h.sizes[0], h.group, h.fps_num, h.fps_den)
+
+
 def dumps(h: LatentHeader, tensors: list[Tensor], streams: list[CodedStream]) -> bytes:
-    header = pack_header(h) + struct.pack("<IIII", h.sizes[0], h.group, h.fps_num, h.fps_den)
-    return frame(VERSION, header, pack_payload(tensors, streams))
+    return frame(VERSION, pack_header(h), pack_payload(tensors, streams))
 
 
 def overhead(h: LatentHeader) -> int:
@@ -27,17 +31,21 @@ def overhead(h: LatentHeader) -> int:
     return len(dumps(h, [], []))
 
 
-def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
-    r = Reader(header, "header")
-    image = read_header(r, KIND_VIDEO, version)
+def parse_header(data: bytes) -> LatentHeader:
+    r = Reader(data, "header")
+    image = read_header(r, KIND_VIDEO, VERSION)
     height, width = image.sizes
     frames, group, fps_num, fps_den = r.unpack("IIII")
     check(1 <= frames <= MAX_AXIS and frames * height * width <= MAX_SAMPLES, f"{frames} frames")
     check(1 <= group <= min(frames, MAX_GROUP), f"group of {group} frames")
     check(fps_den >= 1, "frame rate")
     check(r.done(), "header has trailing bytes")
-    h = LatentHeader((frames, height, width), image.channels, image.bit_depth, image.levels, image.hidden,
-                     image.context_hidden, KIND_VIDEO, fps_num, fps_den, group)
+    return LatentHeader((frames, height, width), image.channels, image.bit_depth, image.levels, image.hidden,
+                        image.context_hidden, KIND_VIDEO, fps_num, fps_den, group)
+
+
+def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
+    h = parse_header(header)
     layout = h.layout
     r = Reader(payload, "payload")
     tensors = []

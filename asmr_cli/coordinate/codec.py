@@ -12,7 +12,7 @@ from ..container import entropy
 from ..container.file import KIND_VIDEO, AsmrFile
 from ..container.tensors import code_tensor
 from ..core.errors import AsmrError
-from ..core.options import check_samples
+from ..core.options import DEFAULT_MAX_PIXELS, check_samples
 from ..core.quantize import dequantize, quantize
 from .architecture import Architecture, macs_per_pixel, siren_macs_per_pixel
 from .format import VERSION, Header, dumps
@@ -37,7 +37,7 @@ def pack(arch: Architecture, params: dict[str, np.ndarray], steps: dict[str, np.
     return dumps(header, tensors)
 
 
-def check_decodable(h: Header, max_pixels: int) -> None:
+def check_decodable(h: Header, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     """Refuse, from the header alone and before any entropy decoding, a file whose decoding
     would not fit: more samples than max_pixels, or padding, activations or MACs out of
     proportion to the samples."""

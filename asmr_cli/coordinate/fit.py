@@ -16,11 +16,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.quantize import fake_quant, step_groups
+from ..core.quantize import expand_steps, step_groups
 from .architecture import Architecture
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, PSNR so far)
 StepPolicy = Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+def fake_quant(t, steps):
+    """Straight-through rounding of a torch tensor onto the step grid."""
+    import torch
+
+    s = torch.as_tensor(expand_steps(steps, tuple(t.shape)), dtype=t.dtype, device=t.device)
+    return t + (torch.round(t / s) * s - t).detach()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Weight quantisation: uniform steps per output row (weights) or per tensor (biases,
-latent grids), chosen for rate and distortion, the integers the bitstream stores, and the straight-through fake
-quantisation that lets training adapt to them."""
+latent grids), chosen for rate and distortion, the integers the bitstream stores, (the straight-through fake
+quantisation that lets training adapt to them is coordinate/fit.py's)."""
 
 from __future__ import annotations
 
@@ -30,25 +30,17 @@ def snap_steps(steps: np.ndarray) -> np.ndarray:
     return step_values(step_codes(steps))
 
 
-def _expand(steps: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def expand_steps(steps: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return steps.reshape(len(steps), *([1] * (len(shape) - 1))) if len(steps) > 1 else steps[:1]
 
 
 def quantize(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    return np.rint(values / _expand(steps, values.shape)).astype(np.int32)
+    return np.rint(values / expand_steps(steps, values.shape)).astype(np.int32)
 
 
 def dequantize(q: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """The decoder's float32 weights; the encoder measures quality with these too."""
-    return (q.astype(np.float32) * _expand(steps.astype(np.float32), q.shape)).astype(np.float32)
-
-
-def fake_quant(t, steps):
-    """Straight-through rounding of a torch tensor onto the step grid."""
-    import torch
-
-    s = torch.as_tensor(_expand(steps, tuple(t.shape)), dtype=t.dtype, device=t.device)
-    return t + (torch.round(t / s) * s - t).detach()
+    return (q.astype(np.float32) * expand_steps(steps.astype(np.float32), q.shape)).astype(np.float32)
 
 
 # -- rate allocation ---------------------------------------------------------------------

@@ -90,10 +90,15 @@ def read_networks(r: Reader, layout: Layout, temporal: bool) -> list[Tensor]:
                       for name, shape in parameter_shapes(len(layout.grids()), layout.context_hidden, temporal)]
 
 
-def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
-    r = Reader(header, "header")
-    h = read_header(r, KIND_IMAGE, version)
+def parse_header(data: bytes) -> LatentHeader:
+    r = Reader(data, "header")
+    h = read_header(r, KIND_IMAGE, VERSION)
     check(r.done(), "header has trailing bytes")
+    return h
+
+
+def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
+    h = parse_header(header)
     layout = h.layout
     r = Reader(payload, "payload")
     tensors = read_networks(r, layout, False)

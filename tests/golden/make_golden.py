@@ -37,11 +37,16 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from asmr_cli import bitstream, entropy  # noqa: E402
-from asmr_cli.codec import EncodeOptions, decode_bytes, decode_video, encode_clip, encode_raster, unpack  # noqa: E402
-from asmr_cli.media import Raster  # noqa: E402
-from asmr_cli.resample import render  # noqa: E402
-from asmr_cli.video import Clip  # noqa: E402
+from asmr_cli.api import EncodeOptions, decode_bytes, decode_video, encode_clip, encode_raster, formats  # noqa: E402
+from asmr_cli.clip import format as fmt4  # noqa: E402
+from asmr_cli.container import entropy  # noqa: E402
+from asmr_cli.container import file as cfile  # noqa: E402
+from asmr_cli.coordinate import format as fmt2  # noqa: E402
+from asmr_cli.coordinate.codec import unpack  # noqa: E402
+from asmr_cli.coordinate.resample import render  # noqa: E402
+from asmr_cli.io.media import Raster  # noqa: E402
+from asmr_cli.io.video import Clip  # noqa: E402
+from asmr_cli.latent import format as fmt3  # noqa: E402
 
 MARGIN = 0.002  # 8-bit levels (float32 sums of this size differ by about 1e-4 level between builds)
 
@@ -58,15 +63,15 @@ def _smooth(shape: tuple[int, ...], seed: int) -> np.ndarray:
 
 
 def _clear_of_boundaries(data: bytes) -> bool:
-    f = bitstream.loads(data)
-    if f.version == bitstream.LATENT_VERSION:
-        from asmr_cli.latent_codec import render_native
-        from asmr_cli.latent_codec import unpack as unpack_latent
+    f = formats.loads(data)
+    if f.version == fmt3.VERSION:
+        from asmr_cli.latent.codec import render_native
+        from asmr_cli.latent.codec import unpack as unpack_latent
 
         out = render_native(unpack_latent(f)) * 255.0
-    elif f.version == bitstream.CLIP_VERSION:
-        from asmr_cli.clip_codec import unpack_clip
-        from asmr_cli.latent_codec import render_native
+    elif f.version == fmt4.VERSION:
+        from asmr_cli.clip.codec import unpack_clip
+        from asmr_cli.latent.codec import render_native
 
         clip = unpack_clip(f)
         out = np.stack([render_native(img) for img in clip.frames(0, f.header.frames)]) * 255.0
@@ -80,19 +85,19 @@ def _clear_of_boundaries(data: bytes) -> bool:
 
 def _predicted(data: bytes) -> list[str]:
     """The tensors coded as residuals along an axis (format version 2 only)."""
-    f = bitstream.loads(data)
-    if f.version in (bitstream.LATENT_VERSION, bitstream.CLIP_VERSION):
+    f = formats.loads(data)
+    if f.version in (fmt3.VERSION, fmt4.VERSION):
         return []
     return [n for (n, _), t in zip(f.header.architecture.param_shapes(), f.tensors) if t.coded.predict]
 
 
 def without_prediction(data: bytes) -> bytes:
     """The same file as format version 1 wrote it."""
-    f = bitstream.loads(data)
+    f = formats.loads(data)
     tensors = []
     for (_name, shape), t in zip(f.header.architecture.param_shapes(), f.tensors):
-        tensors.append(bitstream.Tensor(t.steps, entropy.encode(entropy.decode(t.coded, shape))))
-    out = bytearray(bitstream.dumps(bitstream.AsmrFile(f.header, tensors)))
+        tensors.append(tensors.Tensor(t.steps, entropy.encode(entropy.decode(t.coded, shape))))
+    out = bytearray(fmt2.dumps(f.header, tensors))
     out[4] = 1
     return bytes(out)
 
@@ -100,8 +105,8 @@ def without_prediction(data: bytes) -> bytes:
 def _record(files: dict[str, bytes], sums: dict) -> None:
     for name, data in files.items():
         (HERE / name).write_bytes(data)
-        f = bitstream.loads(data)
-        px = decode_video(data).frames if f.header.kind == bitstream.KIND_VIDEO else decode_bytes(data).pixels
+        f = formats.loads(data)
+        px = decode_video(data).frames if f.header.kind == cfile.KIND_VIDEO else decode_bytes(data).pixels
         sums[name] = {"version": f.version, "shape": list(px.shape), "dtype": str(px.dtype),
                       "sha256": pixels_sha256(px), "predicted": _predicted(data)}
     (HERE / "checksums.json").write_text(json.dumps(sums, indent=2) + "\n")
@@ -120,7 +125,7 @@ def main_v3() -> None:
 
 
 def main_v4() -> None:
-    from asmr_cli import clip_encoder
+    from asmr_cli.clip import encoder as clip_encoder
 
     clip_encoder.GROUP_FRAMES = 3
     for seed in range(100):

@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from asmr_cli.architecture import Architecture
-from asmr_cli.decomposition import Decomposition, auto_bases
-from asmr_cli.model import ASMR, TORCH
-from asmr_cli.synthesis import NUMPY, render_numpy, to_blocked, to_raster
+from asmr_cli.coordinate.architecture import Architecture
+from asmr_cli.coordinate.decomposition import Decomposition, auto_bases
+from asmr_cli.coordinate.model import ASMR, TORCH
+from asmr_cli.coordinate.synthesis import NUMPY, render_numpy
+from asmr_cli.coordinate.synthesis import block as to_blocked
+from asmr_cli.coordinate.synthesis import unblock as to_raster
 
-from .conftest import per_pixel_reference
+from ..conftest import per_pixel_reference
 
 
 def _random_model(sizes, hidden=8, channels=3, k=2, bases=None, seed=0):

@@ -12,14 +12,15 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from asmr_cli.cli import app
-from asmr_cli.codec import EncodeOptions, decode_video, encode_clip
-from asmr_cli.errors import AsmrError
-from asmr_cli.media import read_image
-from asmr_cli.video import VIDEO_WRITE_EXTS, Clip, is_video_path, read_video, write_video
+from asmr_cli.api import EncodeOptions, decode_video, encode_clip
+from asmr_cli.cli.app import app
+from asmr_cli.core.errors import AsmrError
+from asmr_cli.io.clips import Clip
+from asmr_cli.io.media import read_image
+from asmr_cli.io.video import VIDEO_WRITE_EXTS, is_video_path, read_video, write_video
 
-from .conftest import SAMPLES
-from .test_video import synthetic
+from ..conftest import SAMPLES
+from ..io.test_video import synthetic
 
 runner = CliRunner()
 CLI_FAST = ["--preset", "fast", "--iters", "40", "--device", "cpu", "--bpp", "4", "--quiet"]

@@ -3,28 +3,36 @@ import dataclasses
 import numpy as np
 import pytest
 
-from asmr_cli import bitstream, entropy
-from asmr_cli.errors import AsmrError
-from asmr_cli.quantize import snap_steps, step_groups
+from asmr_cli.api import formats
+from asmr_cli.container import entropy
+from asmr_cli.container import file as cfile
+from asmr_cli.container import tensors as ctensors
+from asmr_cli.coordinate import format as fmt2
+from asmr_cli.core.errors import AsmrError
+from asmr_cli.core.quantize import snap_steps, step_groups
+
+
+def _dumps(f):
+    return fmt2.dumps(f.header, f.tensors)
 
 
 def _file(seed=0):
     rng = np.random.default_rng(seed)
-    header = bitstream.Header(bitstream.KIND_IMAGE, (13, 21), 3, 8, ((1, 2, 7), (1, 3, 7)), 8, 2, 30.0)
+    header = fmt2.Header(cfile.KIND_IMAGE, (13, 21), 3, 8, ((1, 2, 7), (1, 3, 7)), 8, 2, 30.0)
     tensors = []
     ints = []
     for name, shape in header.architecture.param_shapes():
         q = np.rint(rng.laplace(0, 4, size=shape)).astype(np.int32)
         ints.append(q)
         steps = snap_steps(rng.uniform(0.001, 0.1, step_groups(name, shape)))
-        tensors.append(bitstream.Tensor(steps, entropy.encode(q)))
-    return bitstream.AsmrFile(header, tensors), ints
+        tensors.append(ctensors.Tensor(steps, entropy.encode(q)))
+    return cfile.AsmrFile(header, tensors), ints
 
 
 def test_round_trip_is_bit_exact():
     f, ints = _file()
-    data = bitstream.dumps(f)
-    g = bitstream.loads(data)
+    data = _dumps(f)
+    g = formats.loads(data)
     assert g.header == f.header
     for (_name, shape), t, q, orig in zip(f.header.architecture.param_shapes(), g.tensors, ints, f.tensors):
         np.testing.assert_array_equal(entropy.decode(t.coded, shape), q)
@@ -32,27 +40,27 @@ def test_round_trip_is_bit_exact():
 
 
 def test_every_truncation_is_an_asmr_error():
-    data = bitstream.dumps(_file()[0])
+    data = _dumps(_file()[0])
     for n in range(0, len(data), max(1, len(data) // 200)):
         with pytest.raises(AsmrError):
-            bitstream.loads(data[:n])
+            formats.loads(data[:n])
 
 
 def test_bit_flips_are_caught_by_crc():
-    data = bytearray(bitstream.dumps(_file()[0]))
+    data = bytearray(_dumps(_file()[0]))
     rng = np.random.default_rng(1)
     for pos in rng.integers(9, len(data) - 1, 100):
         bad = bytearray(data)
         bad[pos] ^= 1 << int(rng.integers(0, 8))
         with pytest.raises(AsmrError):
-            bitstream.loads(bytes(bad))
+            formats.loads(bytes(bad))
 
 
 def test_unknown_version():
-    data = bytearray(bitstream.dumps(_file()[0]))
+    data = bytearray(_dumps(_file()[0]))
     data[4] = 99
     with pytest.raises(AsmrError, match="version 99"):
-        bitstream.loads(bytes(data))
+        formats.loads(bytes(data))
 
 
 def test_entropy_round_trip_and_constant():
@@ -82,36 +90,36 @@ def test_prediction_is_chosen_when_shorter_and_round_trips():
 
 
 def test_predicted_latents_survive_the_file_and_are_checked():
-    header = bitstream.Header(bitstream.KIND_VIDEO, (12, 10, 12), 3, 8, ((1, 12), (2, 5), (2, 6)), 8, 4, 30.0)
+    header = fmt2.Header(cfile.KIND_VIDEO, (12, 10, 12), 3, 8, ((1, 12), (2, 5), (2, 6)), 8, 4, 30.0)
     tensors, ints = [], {}
     for name, shape in header.architecture.param_shapes():
         q = _slowly_changing(shape) if name == "latent0" else np.zeros(shape, np.int32)
         ints[name] = q
-        tensors.append(bitstream.code_tensor(name, q, np.ones(step_groups(name, shape), np.float32)))
+        tensors.append(ctensors.code_tensor(name, q, np.ones(step_groups(name, shape), np.float32)))
     assert tensors[3].coded.predict == 0  # latent0 is (1, 2, 2, 4): nothing to predict from
-    data = bitstream.dumps(bitstream.AsmrFile(header, tensors))
-    f = bitstream.loads(data)
+    data = fmt2.dumps(header, tensors)
+    f = formats.loads(data)
     for (name, shape), t in zip(header.architecture.param_shapes(), f.tensors):
         np.testing.assert_array_equal(entropy.decode(t.coded, shape), ints[name])
     # prediction is only allowed on a latent grid's grid axes
-    assert bitstream.prediction_axes("latent1", (12, 5, 6, 4)) == (0, 1, 2)
-    assert bitstream.prediction_axes("layer0.weight", (8, 3)) == ()
+    assert ctensors.prediction_axes("latent1", (12, 5, 6, 4)) == (0, 1, 2)
+    assert ctensors.prediction_axes("layer0.weight", (8, 3)) == ()
 
 
 def test_version_1_files_are_read_but_cannot_predict():
     f, ints = _file()
-    data = bytearray(bitstream.dumps(f))
+    data = bytearray(_dumps(f))
     data[4] = 1
-    g = bitstream.loads(bytes(data))
+    g = formats.loads(bytes(data))
     for (_name, shape), t, q in zip(f.header.architecture.param_shapes(), g.tensors, ints):
         np.testing.assert_array_equal(entropy.decode(t.coded, shape), q)
 
 
 def test_prediction_on_a_weight_matrix_is_refused():
     f, _ = _file()
-    f.tensors[0] = bitstream.Tensor(f.tensors[0].steps, dataclasses.replace(f.tensors[0].coded, predict=1))
+    f.tensors[0] = ctensors.Tensor(f.tensors[0].steps, dataclasses.replace(f.tensors[0].coded, predict=1))
     with pytest.raises(AsmrError, match="prediction"):
-        bitstream.loads(bitstream.dumps(f))
+        formats.loads(_dumps(f))
 
 
 def test_predicted_values_outside_32_bits_are_corrupt():

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from asmr_cli import fit as fitmod
-from asmr_cli.architecture import Architecture
-from asmr_cli.decomposition import Decomposition, auto_bases
-from asmr_cli.model import ASMR, TORCH
-from asmr_cli.quantize import fake_quant
-from asmr_cli.synthesis import to_blocked
+from asmr_cli.coordinate import fit as fitmod
+from asmr_cli.coordinate.architecture import Architecture
+from asmr_cli.coordinate.decomposition import Decomposition, auto_bases
+from asmr_cli.coordinate.fit import fake_quant
+from asmr_cli.coordinate.model import ASMR, TORCH
+from asmr_cli.coordinate.synthesis import block as to_blocked
 
 
 def _model(sizes, hidden=16, k=2, levels=4, seed=0):
@@ -105,10 +105,10 @@ def test_latent_grids_get_their_own_learning_rate():
 
 @pytest.fixture(scope="module")
 def small_asmr(tmp_path_factory):
-    from asmr_cli.codec import EncodeOptions, encode_raster
-    from asmr_cli.media import read_image
+    from asmr_cli.api import EncodeOptions, encode_raster
+    from asmr_cli.io.media import read_image
 
-    from .conftest import SAMPLES
+    from ..conftest import SAMPLES
 
     res = encode_raster(read_image(SAMPLES / "kodim08_small.png"), EncodeOptions(preset="fast", iters=80, device="cpu",
                                                                                    model="coordinate"))
@@ -123,11 +123,12 @@ def test_numpy_decoder_gives_the_torch_pixels(small_asmr):
     kernels, ~1e-6 relative), so a value lying within that of a rounding boundary
     (k + 0.5) / 255 can round either way: a few pixels in 10^4 may differ by one level,
     none by more."""
-    from asmr_cli import bitstream
-    from asmr_cli.codec import to_raster, unpack
-    from asmr_cli.synthesis import render_numpy
+    from asmr_cli.api import formats
+    from asmr_cli.coordinate.codec import unpack
+    from asmr_cli.coordinate.synthesis import render_numpy
+    from asmr_cli.io.media import float_raster as to_raster
 
-    arch, params = unpack(bitstream.loads(small_asmr.read_bytes()))
+    arch, params = unpack(formats.loads(small_asmr.read_bytes()))
     sizes = arch.decomposition.sizes
     model = ASMR(arch)
     with torch.no_grad():
@@ -152,7 +153,7 @@ def test_numpy_decoder_gives_the_torch_pixels(small_asmr):
     (["decode", "a.asmr", "-o", "b.png", "-o", "c.png"], None), (["encode", "a.png"], None), ([], None),
 ])
 def test_plain_decode_args(argv, want):
-    from asmr_cli.entry import plain_decode_args
+    from asmr_cli.cli.entry import plain_decode_args
 
     assert plain_decode_args(argv) == want
 
@@ -160,9 +161,9 @@ def test_plain_decode_args(argv, want):
 def test_light_decode_matches_the_typer_command(small_asmr, tmp_path, capsys):
     from typer.testing import CliRunner
 
-    from asmr_cli.cli import app
-    from asmr_cli.entry import plain_decode
-    from asmr_cli.media import read_image
+    from asmr_cli.cli.app import app
+    from asmr_cli.cli.entry import plain_decode
+    from asmr_cli.io.media import read_image
 
     runner = CliRunner()
     a, b = tmp_path / "a.png", tmp_path / "b.png"
@@ -195,7 +196,8 @@ def test_decode_imports_neither_torch_nor_typer(small_asmr, tmp_path):
     import sys
 
     code = ("import sys\nsys.argv = ['asmr', 'decode', sys.argv[1], '-o', sys.argv[2]]\n"
-            "from asmr_cli.entry import run\ntry:\n    run()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "from asmr_cli.cli.entry import run\n"
+            "try:\n    run()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
             "print(sorted(m for m in ('torch', 'typer', 'rich', 'pydantic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(small_asmr), str(tmp_path / "o.png")],
                          capture_output=True, text=True, check=True).stdout
@@ -208,7 +210,7 @@ def test_decode_imports_neither_torch_nor_typer(small_asmr, tmp_path):
 def test_signal_during_light_decode(tmp_path, sig, code):
     import signal
 
-    from .test_signals import _interrupt, _leftovers, _slow_file, _start, _wait_for_library
+    from ..cli.test_signals import _interrupt, _leftovers, _slow_file, _start, _wait_for_library
 
     src, out = tmp_path / "slow.asmr", tmp_path / "out.png"
     _slow_file(src)

@@ -6,10 +6,10 @@ import types
 import pytest
 import torch
 
-from asmr_cli import fit as fitmod
-from asmr_cli.architecture import Architecture
-from asmr_cli.decomposition import auto_bases
-from asmr_cli.model import ASMR
+from asmr_cli.coordinate import fit as fitmod
+from asmr_cli.coordinate.architecture import Architecture
+from asmr_cli.coordinate.decomposition import auto_bases
+from asmr_cli.coordinate.model import ASMR
 
 
 def _model_and_opt():

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from asmr_cli.cli import app
-from asmr_cli.codec import decode_bytes
+from asmr_cli.api import decode_bytes
+from asmr_cli.cli.app import app
 
-from .conftest import ROOT, SAMPLES
+from ..conftest import ROOT, SAMPLES
 
 runner = CliRunner()
 FAST = ["--preset", "fast", "--device", "cpu", "--quiet", "-f"]
@@ -80,6 +80,6 @@ def test_decoding_is_bit_exact_across_runs_and_thread_counts(tmp_path):
         r = subprocess.run([sys.executable, "-m", "asmr_cli", "decode", str(tmp_path / "a.asmr"), "-o", str(out)],
                            cwd=ROOT, env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
-        from asmr_cli.media import read_image
+        from asmr_cli.io.media import read_image
 
         np.testing.assert_array_equal(read_image(out).pixels, here)

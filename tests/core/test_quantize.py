@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from asmr_cli.quantize import (
+from asmr_cli.coordinate.fit import fake_quant
+from asmr_cli.core.quantize import (
     STEP_BIAS,
     STEP_RES,
     dequantize,
-    fake_quant,
     quantize,
     sensitivity_steps,
     snap_steps,

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from asmr_cli.batch import expand_inputs, plan_batch, worker_plan
-from asmr_cli.cli import app
+from asmr_cli.batch import expand_inputs, plan_batch
+from asmr_cli.batch.run import worker_plan
+from asmr_cli.cli.app import app
 
-from .conftest import ROOT, SAMPLES
+from ..conftest import ROOT, SAMPLES
 
 runner = CliRunner()
 ENC = ["--preset", "fast", "--iters", "20", "--device", "cpu", "--seed", "3"]
@@ -94,7 +95,7 @@ def test_expand_and_plan(tree, tmp_path):
     batch = plan_batch("encode", [tree / "sub", tree / "kodim08_small.png"], tmp_path / "o")  # a clip's frames
     assert sorted(j.output for j in batch.jobs) == sorted(str(tmp_path / "o" / p) for p in
                                                           ["sub.asmr", "kodim08_small.asmr"])
-    from asmr_cli.entry import plain_decode_args
+    from asmr_cli.cli.entry import plain_decode_args
 
     assert plain_decode_args(["decode", "archive/*.asmr"]) is None  # the fast path leaves globs to the batch
     assert worker_plan(16, cores=2) == (2, 1) and worker_plan(1, cores=8) == (1, 8)

@@ -2,15 +2,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from asmr_cli import resample
-from asmr_cli.architecture import Architecture
-from asmr_cli.codec import EncodeOptions, decode_bytes, encode_raster, render_image
-from asmr_cli.decomposition import Decomposition
-from asmr_cli.errors import AsmrError
-from asmr_cli.media import Raster, read_image
-from asmr_cli.synthesis import render_numpy
+from asmr_cli.api import EncodeOptions, decode_bytes, encode_raster, render_image
+from asmr_cli.coordinate import resample
+from asmr_cli.coordinate.architecture import Architecture
+from asmr_cli.coordinate.decomposition import Decomposition
+from asmr_cli.coordinate.synthesis import render_numpy
+from asmr_cli.core.errors import AsmrError
+from asmr_cli.io import sizes
+from asmr_cli.io.media import Raster, read_image
 
-from .conftest import SAMPLES
+from ..conftest import SAMPLES
 
 
 def _random_params(arch, seed=0):
@@ -64,7 +65,7 @@ def _area_matrix(n, m):
     ({"scale": 1e-6}, (1, 1)),
 ])
 def test_output_size(kw, expected):
-    assert resample.output_size(768, 512, **kw) == expected
+    assert sizes.output_size(768, 512, **kw) == expected
 
 
 @pytest.mark.parametrize("kw,message", [
@@ -80,19 +81,19 @@ def test_output_size(kw, expected):
 ])
 def test_output_size_rejects(kw, message):
     with pytest.raises(AsmrError, match=message):
-        resample.output_size(768, 512, **kw)
+        sizes.output_size(768, 512, **kw)
 
 
 def test_render_limit():
     with pytest.raises(AsmrError, match="over the 100-pixel limit"):
-        resample.check_region(None, 20, 10, max_pixels=100)
-    assert resample.check_region((5, 5, 10, 10), 20000, 10000, max_pixels=100) == (5, 5, 10, 10)
+        sizes.check_region(None, 20, 10, max_pixels=100)
+    assert sizes.check_region((5, 5, 10, 10), 20000, 10000, max_pixels=100) == (5, 5, 10, 10)
 
 
 @pytest.mark.parametrize("region", [(0, 0, 101, 10), (95, 0, 10, 10), (0, 60, 5, 5), (100, 0, 1, 1)])
 def test_region_outside_rejected(region):
     with pytest.raises(AsmrError, match="outside the 100x64 output"):
-        resample.check_region(region, 100, 64)
+        sizes.check_region(region, 100, 64)
 
 
 # ---------------------------------------------------------------- the maths
@@ -205,7 +206,7 @@ def test_render_image_sizes(encoded):
 
 
 def test_cli_decode_sizes_and_errors(tmp_path, encoded):
-    from asmr_cli.cli import app
+    from asmr_cli.cli.app import app
 
     src = tmp_path / "x.asmr"
     src.write_bytes(encoded)
@@ -228,9 +229,10 @@ def test_cli_decode_sizes_and_errors(tmp_path, encoded):
 def test_video_decode_at_any_size(tmp_path):
     from fractions import Fraction
 
-    from asmr_cli.cli import app
-    from asmr_cli.codec import decode_video, encode_clip, render_clip
-    from asmr_cli.video import Clip, FrameRange, read_video
+    from asmr_cli.api import decode_video, encode_clip, render_clip
+    from asmr_cli.cli.app import app
+    from asmr_cli.io.clips import Clip, FrameRange
+    from asmr_cli.io.video import read_video
 
     rng = np.random.default_rng(0)
     clip = Clip(rng.integers(0, 256, (4, 16, 24, 3), dtype=np.uint8), Fraction(24))

@@ -7,13 +7,13 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from asmr_cli import codec
-from asmr_cli.cli import app
-from asmr_cli.entry import plain_decode
-from asmr_cli.errors import AsmrError
-from asmr_cli.sizes import parse_region, parse_size
+from asmr_cli.api import clips, images
+from asmr_cli.cli.app import app
+from asmr_cli.cli.entry import plain_decode
+from asmr_cli.core.errors import AsmrError
+from asmr_cli.io.sizes import parse_region, parse_size
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 runner = CliRunner()
@@ -44,8 +44,8 @@ def no_rendering(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("rendered before the output was checked")
 
-    for name in ("render_image", "render_clip", "decode_video"):
-        monkeypatch.setattr(codec, name, refuse)
+    for module, name in ((images, "render_image"), (clips, "render_clip"), (clips, "decode_video")):
+        monkeypatch.setattr(module, name, refuse)
 
 
 def _both_entries(capsys, src, out, force=False):
@@ -107,7 +107,7 @@ def test_light_entry_reports_running_out_of_memory_in_one_line(files, capsys, mo
     def huge(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(codec, "render_image", huge)
+    monkeypatch.setattr(images, "render_image", huge)
     out = files / "o.png"
     assert plain_decode({"input": str(files / "image_v2.asmr"), "output": str(out), "force": False,
                          "json": True}) == 1

@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from asmr_cli import video
-from asmr_cli.cli import app
-from asmr_cli.media import read_image
+from asmr_cli.cli.app import app
+from asmr_cli.io import video
+from asmr_cli.io.media import read_image
 
-from .conftest import SAMPLES
+from ..conftest import SAMPLES
 
 runner = CliRunner()
 FAST = ["--preset", "fast", "--iters", "12", "--device", "cpu", "--quiet"]
@@ -189,7 +189,7 @@ def test_16bit_png_stays_16bit(tmp_path):
 
 
 def test_16bit_colour_png_stays_16bit(tmp_path):
-    from asmr_cli.media import Raster, write_image
+    from asmr_cli.io.media import Raster, write_image
 
     src = tmp_path / "c16.png"
     px = np.random.default_rng(2).integers(0, 65536, (9, 11, 3), dtype=np.uint16)

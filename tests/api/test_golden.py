@@ -9,12 +9,13 @@ import shutil
 import numpy as np
 import pytest
 
-from asmr_cli import bitstream
-from asmr_cli.codec import decode_bytes, decode_video
-from asmr_cli.decoding import decode_file
-from asmr_cli.media import read_image
+from asmr_cli.api import decode_bytes, decode_video, formats
+from asmr_cli.api.files import decode_file
+from asmr_cli.container import file as cfile
+from asmr_cli.io.media import read_image
+from asmr_cli.latent import format as fmt3
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 CHECKSUMS = json.loads((GOLDEN / "checksums.json").read_text())
@@ -25,7 +26,7 @@ def _sha256(pixels: np.ndarray) -> str:
 
 
 def test_every_readable_version_has_a_golden_file():
-    assert {v["version"] for v in CHECKSUMS.values()} == set(bitstream.READ_VERSIONS)
+    assert {v["version"] for v in CHECKSUMS.values()} == set(formats.READ_VERSIONS)
     assert {p.name for p in GOLDEN.glob("*.asmr")} == set(CHECKSUMS)
     assert any(v["predicted"] for v in CHECKSUMS.values() if v["version"] >= 2)  # version 2's feature is used
 
@@ -34,12 +35,12 @@ def test_every_readable_version_has_a_golden_file():
 def test_golden_file_decodes_to_its_checksum(name):
     want = CHECKSUMS[name]
     data = (GOLDEN / name).read_bytes()
-    f = bitstream.loads(data)
+    f = formats.loads(data)
     assert f.version == want["version"]
-    if f.version < bitstream.LATENT_VERSION:
+    if f.version < fmt3.VERSION:
         assert [n for (n, _), t in zip(f.header.architecture.param_shapes(), f.tensors) if t.coded.predict] \
             == want["predicted"]
-    px = decode_video(data).frames if f.header.kind == bitstream.KIND_VIDEO else decode_bytes(data).pixels
+    px = decode_video(data).frames if f.header.kind == cfile.KIND_VIDEO else decode_bytes(data).pixels
     assert (list(px.shape), str(px.dtype)) == (want["shape"], want["dtype"])
     assert _sha256(px) == want["sha256"]
 

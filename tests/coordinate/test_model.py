@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from asmr_cli.architecture import Architecture
-from asmr_cli.decomposition import Decomposition
-from asmr_cli.model import ASMR, last_level_frequencies
+from asmr_cli.coordinate.architecture import Architecture
+from asmr_cli.coordinate.decomposition import Decomposition
+from asmr_cli.coordinate.model import ASMR, last_level_frequencies
 
 
 def test_last_level_starts_as_paired_frequencies_up_to_nyquist():

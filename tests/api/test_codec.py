@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 
-from asmr_cli import bitstream
-from asmr_cli.codec import EncodeOptions, decode_bytes, encode_raster, read_stats
-from asmr_cli.media import Raster, read_image, write_image
+from asmr_cli.api import EncodeOptions, decode_bytes, encode_raster, formats, read_stats
+from asmr_cli.io.media import Raster, read_image, write_image
 
-from .conftest import SAMPLES
+from ..conftest import SAMPLES
 
 FAST = dict(preset="fast", iters=150, device="cpu", bpp=8.0)
 
@@ -72,4 +71,4 @@ def test_stats_fields(tmp_path, sample_rgb):
     assert s["bytes"] == len(res.data)
     assert s["bpp"] == pytest.approx(len(res.data) * 8 / (96 * 64), rel=1e-3)
     assert s["psnr"] == pytest.approx(res.stats["psnr"], abs=1e-3)
-    assert bitstream.loads(res.data).header.sizes == (64, 96)
+    assert formats.loads(res.data).header.sizes == (64, 96)

@@ -5,12 +5,12 @@ finest block, and its predictions are the blocks' continuous extensions that
 import numpy as np
 import torch
 
-from asmr_cli import resample
-from asmr_cli.architecture import Architecture
-from asmr_cli.decomposition import Decomposition
-from asmr_cli.halo import HaloTarget
-from asmr_cli.model import ASMR, TORCH
-from asmr_cli.synthesis import render_blocked
+from asmr_cli.coordinate import resample
+from asmr_cli.coordinate.architecture import Architecture
+from asmr_cli.coordinate.decomposition import Decomposition
+from asmr_cli.coordinate.halo import HaloTarget
+from asmr_cli.coordinate.model import ASMR, TORCH
+from asmr_cli.coordinate.synthesis import render_blocked
 
 
 def test_halo_target_is_the_ring_of_pixels_around_each_block():

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from asmr_cli.architecture import Architecture
-from asmr_cli.decomposition import Decomposition
-from asmr_cli.metrics import macs_per_pixel, psnr, siren_macs_per_pixel, ssim
+from asmr_cli.coordinate.architecture import Architecture, macs_per_pixel, siren_macs_per_pixel
+from asmr_cli.coordinate.decomposition import Decomposition
+from asmr_cli.core.metrics import psnr, ssim
 
-from .conftest import SAMPLES
+from ..conftest import SAMPLES
 
 
 def test_paper_kodak_macs_by_hand():

@@ -13,10 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asmr_cli import bitstream, codec, entropy
-from asmr_cli.errors import AsmrError
+from asmr_cli import api as codec
+from asmr_cli.api import formats
+from asmr_cli.container import entropy
+from asmr_cli.container import file as cfile
+from asmr_cli.coordinate import codec as coordinate_codec
+from asmr_cli.coordinate import format as fmt2
+from asmr_cli.core.errors import AsmrError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_fuzzer():
@@ -84,14 +89,14 @@ FIELDS = {
 @given(field=st.sampled_from(sorted(FIELDS)), data=st.data())
 def test_header_fields_at_any_value(field, data):
     header, body = fp.split(SEEDS[0])
-    h = dataclasses.replace(bitstream._parse_header(header), **{field: data.draw(FIELDS[field])})
-    _outcome(fp.join(bitstream._pack_header(h), body))
+    h = dataclasses.replace(fmt2.parse_header(header), **{field: data.draw(FIELDS[field])})
+    _outcome(fp.join(fmt2.pack_header(h), body))
 
 
 def test_huge_declared_image_is_refused_before_decoding():
     """Found by fuzzing: a 60000x60000 header over a tiny payload made decode_bytes try to
     render the whole image. It is refused from the header, in well under a second."""
-    h = bitstream.Header(bitstream.KIND_IMAGE, (60000, 60000), 3, 8, ((40, 40, 40), (40, 40, 40)), 4, 0, 30.0)
+    h = fmt2.Header(cfile.KIND_IMAGE, (60000, 60000), 3, 8, ((40, 40, 40), (40, 40, 40)), 4, 0, 30.0)
     data = fp._file(h, np.random.default_rng(0), constant=True)
     assert len(data) < 1000
     t0 = time.perf_counter()
@@ -103,27 +108,27 @@ def test_huge_declared_image_is_refused_before_decoding():
 
 def test_over_padded_or_over_wide_headers_are_refused():
     """Found by fuzzing: bases padding a 100x4096 image 64-fold rendered 26M samples."""
-    h = bitstream.Header(bitstream.KIND_IMAGE, (100, 4096), 3, 8, ((5, 5, 64), (16, 16, 64)), 4, 0, 30.0)
+    h = fmt2.Header(cfile.KIND_IMAGE, (100, 4096), 3, 8, ((5, 5, 64), (16, 16, 64)), 4, 0, 30.0)
     with pytest.raises(AsmrError, match="too much work"):
-        codec.check_decodable(h)
+        coordinate_codec.check_decodable(h)
     h = dataclasses.replace(h, sizes=(4096, 4096), bases=((1, 64, 64), (1, 64, 64)), hidden=1024)
-    codec.check_decodable(dataclasses.replace(h, hidden=64))  # last level 64x64: fine
+    coordinate_codec.check_decodable(dataclasses.replace(h, hidden=64))  # last level 64x64: fine
     h = dataclasses.replace(h, bases=((64, 64, 1), (64, 64, 1)))  # no last level: 16M cells x 1024
     with pytest.raises(AsmrError, match="too much work|too costly"):
-        codec.check_decodable(h)
+        coordinate_codec.check_decodable(h)
 
 
 @pytest.mark.parametrize("kind,sizes,bases", [
-    (bitstream.KIND_IMAGE, (21,), ((1, 3, 7),)),
-    (bitstream.KIND_IMAGE, (3, 13, 21), ((1, 3), (2, 7), (3, 7))),
-    (bitstream.KIND_VIDEO, (13, 21), ((2, 7), (3, 7))),
+    (cfile.KIND_IMAGE, (21,), ((1, 3, 7),)),
+    (cfile.KIND_IMAGE, (3, 13, 21), ((1, 3), (2, 7), (3, 7))),
+    (cfile.KIND_VIDEO, (13, 21), ((2, 7), (3, 7))),
 ])
 def test_axis_count_must_match_the_kind(kind, sizes, bases):
     """Found by fuzzing: a 1-axis image crashed `stats` with IndexError, a 2-axis video
     crashed decode_video with ValueError."""
-    header = bitstream._pack_header(bitstream.Header(kind, sizes, 3, 8, bases, 4, 0, 30.0))
+    header = fmt2.pack_header(fmt2.Header(kind, sizes, 3, 8, bases, 4, 0, 30.0))
     with pytest.raises(AsmrError, match="axes for"):
-        bitstream.loads(fp.join(header, b""))
+        formats.loads(fp.join(header, b""))
 
 
 def test_length_fields_at_extremes():
@@ -134,7 +139,7 @@ def test_length_fields_at_extremes():
             bad = bytearray(data)
             bad[pos:pos + 4] = struct.pack("<I", v)
             with pytest.raises(AsmrError):
-                bitstream.loads(bytes(bad))
+                formats.loads(bytes(bad))
 
 
 def test_random_words_under_valid_crc():
@@ -163,7 +168,7 @@ def test_mutants_through_the_cli_exit_0_or_1_with_one_line(tmp_path):
     """What a user sees: `asmr decode` and `asmr stats` on mutants exit 0, or 1 with one line."""
     from typer.testing import CliRunner
 
-    from asmr_cli.cli import app
+    from asmr_cli.cli.app import app
 
     runner = CliRunner()
     rng = np.random.default_rng(99)

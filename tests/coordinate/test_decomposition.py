@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asmr_cli.decomposition import Decomposition, auto_bases, digits, normalised_digits, parse_bases
-from asmr_cli.errors import AsmrError
+from asmr_cli.coordinate.decomposition import Decomposition, auto_bases, digits, normalised_digits, parse_bases
+from asmr_cli.core.errors import AsmrError
 
 
 @given(st.lists(st.integers(1, 9), min_size=1, max_size=7), st.data())

@@ -2,10 +2,13 @@ from dataclasses import replace
 
 import pytest
 
-from asmr_cli.codec import EncodeOptions, _architecture, encode_raster, learning_rate
-from asmr_cli.errors import AsmrError
-from asmr_cli.presets import LATENT_MIN_BPP, PRESETS
-from asmr_cli.ratecontrol import hidden_for, quality_to_bpp, target_for
+from asmr_cli.api import EncodeOptions, encode_raster
+from asmr_cli.coordinate.encoder import image_architecture as _architecture
+from asmr_cli.coordinate.encoder import learning_rate
+from asmr_cli.coordinate.ratecontrol import hidden_for
+from asmr_cli.core.errors import AsmrError
+from asmr_cli.core.presets import LATENT_MIN_BPP, PRESETS
+from asmr_cli.core.rates import quality_to_bpp, target_for
 
 
 def test_quality_maps_monotonically_onto_rate():
@@ -77,9 +80,10 @@ def test_learning_rate_grows_for_small_images_only():
 
 
 def test_least_budget_counts_latent_values_at_a_bit():
-    from asmr_cli.architecture import Architecture
-    from asmr_cli.decomposition import Decomposition
-    from asmr_cli.ratecontrol import MIN_BITS_PER_LATENT, MIN_BITS_PER_PARAM, TENSOR_OVERHEAD, Target, fit_budget
+    from asmr_cli.coordinate.architecture import Architecture
+    from asmr_cli.coordinate.decomposition import Decomposition
+    from asmr_cli.coordinate.ratecontrol import MIN_BITS_PER_LATENT, MIN_BITS_PER_PARAM, TENSOR_OVERHEAD, fit_budget
+    from asmr_cli.core.rates import Target
 
     arch = Architecture(Decomposition((40, 64, 64), ((1, 40, 1), (1, 8, 8), (1, 8, 8))), 16, 3, latent_dim=4)
     shapes = arch.param_shapes()
@@ -97,7 +101,7 @@ def test_step_search_fills_the_budget_whatever_the_sensitivity_scale(sens_scale)
     the budget instead of stopping at the edge of its bracket."""
     import numpy as np
 
-    from asmr_cli.ratecontrol import search_steps
+    from asmr_cli.coordinate.ratecontrol import search_steps
 
     rng = np.random.default_rng(0)
     params = {"layer1.weight": rng.normal(0, 0.05, (32, 32)).astype(np.float32),
@@ -108,7 +112,7 @@ def test_step_search_fills_the_budget_whatever_the_sensitivity_scale(sens_scale)
 
 
 def test_wide_networks_train_at_half_the_rate():
-    from asmr_cli.presets import WIDE_HIDDEN
+    from asmr_cli.core.presets import WIDE_HIDDEN
 
     p = PRESETS["default"]
     assert p.lr_for(WIDE_HIDDEN) == p.lr

@@ -12,15 +12,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asmr_cli import bitstream
-from asmr_cli import context_model as cm
-from asmr_cli.codec import EncodeOptions, decode_bytes, encode_raster, read_stats, render_image
-from asmr_cli.latent_codec import _resample, axis_taps, unpack
-from asmr_cli.latent_fit import TORCH, LatentModel, laplace_bits
-from asmr_cli.latents import NUMPY, Layout, default_levels, features, synthesize, up2
-from asmr_cli.media import Raster
+from asmr_cli.api import EncodeOptions, decode_bytes, encode_raster, formats, read_stats, render_image
+from asmr_cli.io.media import Raster
+from asmr_cli.latent import context_model as cm
+from asmr_cli.latent import format as fmt3
+from asmr_cli.latent.codec import _resample, axis_taps, unpack
+from asmr_cli.latent.fit import TORCH, LatentModel, laplace_bits
+from asmr_cli.latent.latents import NUMPY, Layout, default_levels, features, synthesize, up2
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 
 def test_up2_is_torch_bilinear_and_its_integer_form_is_exact():
@@ -100,8 +100,8 @@ PREDICT_SCRIPT = """
 import hashlib, json, sys
 import numpy as np
 sys.path.insert(0, {root!r})
-from tests.test_latents import _context_case
-from asmr_cli import context_model as cm
+from tests.latent.test_latents import _context_case
+from asmr_cli.latent import context_model as cm
 layout, grids, params, latents = _context_case(seed=3, hidden=16)
 q = cm.to_fixed(params)
 h = hashlib.sha256()
@@ -168,8 +168,8 @@ def test_encode_decode_round_trip_is_deterministic():
     r = _tiny_raster(48, 40)
     a, b = _encode(r), _encode(r)
     assert a.data == b.data
-    f = bitstream.loads(a.data)
-    assert f.version == bitstream.LATENT_VERSION and isinstance(f.header, bitstream.LatentHeader)
+    f = formats.loads(a.data)
+    assert f.version == fmt3.VERSION and isinstance(f.header, fmt3.LatentHeader)
     out = decode_bytes(a.data)
     assert out.pixels.shape == r.pixels.shape
     assert a.stats["psnr"] > 20
@@ -211,7 +211,7 @@ def test_stats_of_a_latent_file():
     s = read_stats(data)
     assert s["format_version"] == 3 and s["model"] == "latent"
     assert 0 < s["macs_per_pixel"] < s["unshared_macs_per_pixel"]
-    img = unpack(bitstream.loads(data))
+    img = unpack(formats.loads(data))
     assert len(img.latents) == len(img.layout.grids())
 
 
@@ -219,7 +219,7 @@ def test_size_cap_is_never_exceeded_and_too_small_is_a_clear_error():
     r = _tiny_raster(32, 32)
     res = _encode(r, bpp=None, size=700)
     assert len(res.data) <= 700
-    from asmr_cli.errors import AsmrError
+    from asmr_cli.core.errors import AsmrError
 
     with pytest.raises(AsmrError, match="--size"):
         _encode(r, bpp=None, size=200)
@@ -228,8 +228,8 @@ def test_size_cap_is_never_exceeded_and_too_small_is_a_clear_error():
 def test_model_option(tmp_path):
     from typer.testing import CliRunner
 
-    from asmr_cli.cli import app
-    from asmr_cli.media import write_image
+    from asmr_cli.cli.app import app
+    from asmr_cli.io.media import write_image
 
     src = tmp_path / "a.png"
     write_image(src, _tiny_raster(16, 12))
@@ -238,7 +238,7 @@ def test_model_option(tmp_path):
         out = tmp_path / f"{model}.asmr"
         r = runner.invoke(app, ["encode", str(src), "-o", str(out), "--model", model, "--iters", "5", "--quiet"])
         assert r.exit_code == 0, r.output
-        assert bitstream.loads(out.read_bytes()).version == version
+        assert formats.loads(out.read_bytes()).version == version
     r = runner.invoke(app, ["encode", str(src), "-o", str(tmp_path / "x.asmr"), "--model", "latent",
                             "--bases", "4,4x4,3", "--quiet"])
     assert r.exit_code == 1 and "coordinate" in r.output
@@ -247,7 +247,7 @@ def test_model_option(tmp_path):
 
 
 def test_banded_numpy_synthesis_equals_the_whole(monkeypatch):
-    import asmr_cli.latents as lt
+    import asmr_cli.latent.latents as lt
 
     layout = Layout(37, 23, 3, 4, 5, 4)
     p, lat = _random_model(layout, seed=4)

@@ -3,9 +3,9 @@ import shutil
 
 from typer.testing import CliRunner
 
-from asmr_cli.cli import app
+from asmr_cli.cli.app import app
 
-from .conftest import SAMPLES
+from ..conftest import SAMPLES
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc"),
               pytest.mark.slow]  # child processes, each starting Python and the library
@@ -77,16 +77,18 @@ def test_signal_during_encode(image, tmp_path, sig, code):
 
 def _slow_file(path: Path) -> None:
     """A valid file that takes seconds to render: 1536x1536, hidden width 1024."""
-    from asmr_cli import bitstream, entropy
-    from asmr_cli.decomposition import auto_bases
-    from asmr_cli.quantize import step_groups
+    from asmr_cli.container import entropy, tensors
+    from asmr_cli.container import file as cfile
+    from asmr_cli.coordinate import format as fmt2
+    from asmr_cli.coordinate.decomposition import auto_bases
+    from asmr_cli.core.quantize import step_groups
 
     dec = auto_bases((1536, 1536), levels=7)
-    h = bitstream.Header(bitstream.KIND_IMAGE, dec.sizes, 3, 8, dec.bases, 1024, 0, 30.0)
+    h = fmt2.Header(cfile.KIND_IMAGE, dec.sizes, 3, 8, dec.bases, 1024, 0, 30.0)
     const = entropy.CodedTensor(entropy.CONSTANT, 1, 1, 0.0, 0.0, np.zeros(0, np.uint32))
-    tensors = [bitstream.Tensor(np.full(step_groups(n, s), 0.01, np.float32), const)
+    tensors = [tensors.Tensor(np.full(step_groups(n, s), 0.01, np.float32), const)
                for n, s in h.architecture.param_shapes()]
-    path.write_bytes(bitstream.dumps(bitstream.AsmrFile(h, tensors)))
+    path.write_bytes(fmt2.dumps(h, tensors))
 
 
 @pytest.mark.parametrize("extra", [[], ["--max-pixels", "64000000"]], ids=["light", "typer"])
@@ -109,11 +111,11 @@ def test_out_of_memory_is_one_line(tmp_path):
     _slow_file(src)
     code = ("import sys\n"
             "import numpy as np\n"
-            "from asmr_cli import codec\n"
-            "from asmr_cli.cli import run\n"
+            "from asmr_cli.api import images\n"
+            "from asmr_cli.cli.app import run\n"
             "def render_image(*a, **k):\n"
             "    return np.zeros((1 << 40,), np.uint8)  # what a huge render meets\n"
-            "codec.render_image = render_image\n"
+            "images.render_image = render_image\n"
             f"sys.argv = ['asmr', 'decode', {str(src)!r}, '-o', {str(tmp_path / 'o.png')!r}, '--json']\n"
             "run()\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

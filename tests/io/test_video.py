@@ -6,22 +6,22 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from asmr_cli import bitstream
-from asmr_cli.cli import app
-from asmr_cli.codec import (
+from asmr_cli.api import (
     EncodeOptions,
     decode_video,
     encode_clip,
+    formats,
     read_video_stats,
-    render_frames,
-    unpack,
 )
-from asmr_cli.decomposition import video_bases
-from asmr_cli.errors import AsmrError
-from asmr_cli.metrics import psnr
-from asmr_cli.video import Clip, FrameRange, parse_frames, read_video, write_video
+from asmr_cli.cli.app import app
+from asmr_cli.coordinate import codec as coordinate_codec
+from asmr_cli.coordinate.decomposition import video_bases
+from asmr_cli.core.errors import AsmrError
+from asmr_cli.core.metrics import psnr
+from asmr_cli.io.clips import Clip, FrameRange, parse_frames
+from asmr_cli.io.video import read_video, write_video
 
-from .conftest import SAMPLES
+from ..conftest import SAMPLES
 
 FAST = dict(preset="fast", iters=150, device="cpu", bpp=4.0, model="coordinate")  # format 2 (test_clips: 4)
 runner = CliRunner()
@@ -73,14 +73,12 @@ def test_frame_range_renders_only_those_frames(encoded):
 
 
 def test_chunked_render_matches_whole(encoded, monkeypatch):
-    from asmr_cli import codec
-
     _, res = encoded
-    arch, params = unpack(bitstream.loads(res.data))
-    whole = render_frames(arch, params, 0, 5)
-    monkeypatch.setattr(codec, "VIDEO_CHUNK_SAMPLES", 1)  # one coarse time cell at a time
-    np.testing.assert_array_equal(render_frames(arch, params, 0, 5), whole)
-    np.testing.assert_array_equal(render_frames(arch, params, 1, 4), whole[1:4])
+    arch, params = coordinate_codec.unpack(formats.loads(res.data))
+    whole = coordinate_codec.native_frames(arch, params, 0, 5)
+    monkeypatch.setattr(coordinate_codec, "VIDEO_CHUNK_SAMPLES", 1)  # one frame at a time
+    np.testing.assert_array_equal(coordinate_codec.native_frames(arch, params, 0, 5), whole)
+    np.testing.assert_array_equal(coordinate_codec.native_frames(arch, params, 1, 4), whole[1:4])
 
 
 @pytest.mark.parametrize("t,h,w", [(1, 16, 20), (3, 13, 17), (7, 9, 1)])
@@ -109,7 +107,7 @@ def test_real_frames_round_trip(tmp_path):
     assert res.stats["format_version"] == 4
     assert res.stats["psnr"] >= 17.0
     assert res.stats["bpp"] <= 1.0 * 1.02
-    h = bitstream.loads(res.data).header
+    h = formats.loads(res.data).header
     assert (h.fps_num, h.fps_den) == (30000, 1001)
 
 

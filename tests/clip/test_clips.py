@@ -5,11 +5,15 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from asmr_cli import bitstream, clip_encoder
-from asmr_cli import context_model as cm
-from asmr_cli.codec import EncodeOptions, decode_video, encode_clip, read_video_stats, render_clip
-from asmr_cli.errors import AsmrError
-from asmr_cli.video import Clip, FrameRange, frame_psnr
+from asmr_cli.api import EncodeOptions, decode_video, encode_clip, formats, read_video_stats, render_clip
+from asmr_cli.clip import encoder as clip_encoder
+from asmr_cli.clip import format as fmt4
+from asmr_cli.container import file as cfile
+from asmr_cli.coordinate import format as fmt2
+from asmr_cli.core.errors import AsmrError
+from asmr_cli.io.clips import Clip, FrameRange, frame_psnr
+from asmr_cli.latent import context_model as cm
+from asmr_cli.latent import format as fmt3
 
 FAST = dict(preset="fast", iters=40, device="cpu")
 
@@ -41,8 +45,8 @@ def encoded():
 
 def test_round_trip_is_format_4(encoded):
     clip, res = encoded
-    f = bitstream.loads(res.data)
-    assert f.version == bitstream.CLIP_VERSION and f.header.kind == bitstream.KIND_VIDEO
+    f = formats.loads(res.data)
+    assert f.version == fmt4.VERSION and f.header.kind == cfile.KIND_VIDEO
     out = decode_video(res.data)
     assert out.frames.shape == clip.frames.shape and out.fps == Fraction(25)
     assert res.stats["format_version"] == 4 and res.stats["model"] == "latent" and res.stats["frames"] == 6
@@ -73,7 +77,7 @@ def test_groups_and_frame_ranges(monkeypatch):
     monkeypatch.setattr(clip_encoder, "GROUP_FRAMES", 2)
     clip = moving(5, 16, 24, seed=1)
     res = encode_clip(clip, EncodeOptions(bpp=3.0, **FAST))
-    h = bitstream.loads(res.data).header
+    h = formats.loads(res.data).header
     assert h.group == 2 and h.group_spans() == [(0, 2), (2, 4), (4, 5)]
     whole = decode_video(res.data).frames
     for rng in [FrameRange(0, 1), FrameRange(1, 4), FrameRange(3, None), FrameRange(4, 9)]:
@@ -116,14 +120,14 @@ def test_a_still_clip_codes_its_later_frames_almost_free():
     frame = moving(1, 32, 40).frames
     one = encode_clip(Clip(frame, Fraction(25)), EncodeOptions(quality=80, **FAST))
     six = encode_clip(Clip(np.repeat(frame, 6, axis=0), Fraction(25)), EncodeOptions(quality=80, **FAST))
-    latent_bytes = [4 * bitstream.loads(r.data).grids[0].words.size for r in (one, six)]
+    latent_bytes = [4 * formats.loads(r.data).grids[0].words.size for r in (one, six)]
     assert latent_bytes[0] > 0 and latent_bytes[1] <= 1.3 * latent_bytes[0], latent_bytes
 
 
 def test_coordinate_model_still_encodes_clips():
     clip = moving(3, 16, 20)
     res = encode_clip(clip, EncodeOptions(model="coordinate", preset="fast", iters=30, device="cpu", bpp=4.0))
-    assert bitstream.loads(res.data).version == bitstream.VERSION
+    assert formats.loads(res.data).version == fmt2.VERSION
     assert decode_video(res.data).frames.shape == clip.frames.shape
 
 
@@ -146,16 +150,16 @@ def test_corrupt_and_hostile_files_raise_asmr_error(encoded):
 
 @pytest.mark.parametrize("frames,group", [(4, 5), (4, 0), (1 << 21, 1)])
 def test_header_caps(frames, group):
-    h = bitstream.LatentHeader((frames, 16, 16), 3, 8, 3, 4, 4, bitstream.KIND_VIDEO, 25, 1, group)
-    data = bitstream.dumps(bitstream.AsmrFile(h, []))
+    h = fmt3.LatentHeader((frames, 16, 16), 3, 8, 3, 4, 4, cfile.KIND_VIDEO, 25, 1, group)
+    data = fmt4.dumps(h, [], [])
     with pytest.raises(AsmrError):
-        bitstream.loads(data)
+        formats.loads(data)
 
 
 def test_dead_zone_follows_the_previous_frame_as_coded():
     """The rate fit's dead zone: a latent within `keep` of the previous frame's final value
     takes it (0 on a group's first frame); keep 0.5 is plain rounding."""
-    from asmr_cli.clip_encoder import _kept
+    from asmr_cli.clip.encoder import _kept
 
     frames = [[np.array([0.8, 2.4, -1.2])], [np.array([1.7, 2.6, -0.1])], [np.array([2.6, 3.9, 0.2])]]
     assert _kept(frames, 0.5) is frames
@@ -166,7 +170,7 @@ def test_dead_zone_follows_the_previous_frame_as_coded():
 
 
 def test_rescaling_towards_an_explicit_rate_stays_under_and_close():
-    from asmr_cli.clip_encoder import CLIP_CLOSE, _rescaled
+    from asmr_cli.clip.encoder import CLIP_CLOSE, _rescaled
 
     calls = []
 
