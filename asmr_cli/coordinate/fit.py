@@ -43,7 +43,7 @@ class FitConfig:
     device: str = "cpu"
     halo: float = 0.0  # opt-in: weight of halo.HaloTarget, for decoding off the grid
     # (name prefix, learning-rate multiplier): latent grids learn 10x faster than the
-    # weights (kodim23 at 0.5 bpp, lr 2e-3: 27.62 dB at 10x, 27.55 dB at 5x)
+    # weights (docs/architecture.md#measured-constants)
     lr_scales: tuple[tuple[str, float], ...] = (("latent", 10.0),)
 
 
@@ -216,8 +216,8 @@ def fit(arch: Architecture, target: np.ndarray, step_policy: StepPolicy, cfg: Fi
 
 
 class _DivergenceGuard:
-    """Sine networks can blow up at a learning rate that suits most images (kodim20 at
-    0.25 bpp fell to 9 dB at 2e-3). The guard keeps the weights of the best loss seen so
+    """Sine networks can blow up at a learning rate that suits most images
+    (docs/architecture.md#measured-constants). The guard keeps the weights of the best loss seen so
     far; when the loss exceeds DIVERGED times that best (or is not finite), it restores
     them, clears Adam's moments, halves the learning rate and warms it up again."""
 

@@ -28,8 +28,8 @@ def last_level_frequencies(bases: tuple[int, ...], hidden: int) -> np.ndarray:
     given to two units. One unit alone adds its sinusoid at a fixed amplitude to every
     block (its head weight); two at the same frequency can cancel or add, so a block sets
     each frequency's amplitude and phase through the pair's pre-activations. Adding the
-    other diagonal of each 2-D frequency measured the same (kodim23, 0.5 bpp: 28.84 dB
-    against 28.91). Returns (hidden, dims)."""
+    other diagonal of each 2-D frequency measured the same (docs/architecture.md#measured-constants).
+    Returns (hidden, dims)."""
     combos = sorted(itertools.product(*[range(b) for b in bases]),
                     key=lambda k: (sum((v / b) ** 2 for v, b in zip(k, bases)), k))
     return np.array([[v * math.pi / b for v, b in zip(combos[(h // 2) % len(combos)], bases)]
@@ -50,7 +50,7 @@ class ASMR(nn.Module):
                 nn.init.uniform_(t, -1.0 / arch.dims, 1.0 / arch.dims)
             elif name == f"mod{arch.levels - 2}.weight":
                 # the last level: a DCT-like basis of paired frequencies up to Nyquist
-                # (kodim23 at 0.5 bpp: 28.9 dB against 27.5 with the small random range)
+                # (better than the small random range: docs/architecture.md#measured-constants)
                 bases = arch.decomposition.level_bases(arch.levels - 1)
                 steps = last_level_frequencies(bases, shape[0])
                 # the phase step per pixel is w0 * W * 2 / (B - 1) (digits span [-1, 1])
@@ -62,7 +62,8 @@ class ASMR(nn.Module):
                 nn.init.uniform_(t, -MOD_INIT / arch.dims, MOD_INIT / arch.dims)
             elif name.endswith(".weight"):
                 # SIREN's range for every later layer, the head included: a head 30x wider
-                # starts with output noise of about +-1 and cost 1-2 dB at 400 steps
+                # starts with output noise of about +-1 and trains worse
+                # (docs/architecture.md#measured-constants)
                 bound = math.sqrt(6.0 / shape[1]) / w0
                 nn.init.uniform_(t, -bound, bound)
             elif name == "head.bias":

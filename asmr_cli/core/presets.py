@@ -9,8 +9,7 @@ from dataclasses import dataclass
 # at lower rates, where their bits are better spent on the weights (docs/rate-distortion.md).
 LATENT_MIN_BPP = 0.4
 # Wider networks need a smaller step since the last level starts with frequencies up to
-# Nyquist: kodim23 at 1.0 bpp (hidden 84) trained to 27.7 dB at 2e-3 and 30.1 at 1e-3,
-# while at hidden 52-60 2e-3 stays 0.3-0.4 dB ahead (docs/rate-distortion.md, session 3).
+# Nyquist (docs/architecture.md#measured-constants).
 WIDE_HIDDEN = 64
 
 
@@ -19,7 +18,8 @@ class Preset:
     iters: int
     latent_dim: int | None = None  # None: 1 at LATENT_MIN_BPP and above, 0 below
     levels: int = 7
-    lr: float = 2e-3  # 4e-3 diverges on Kodak; 2e-3 gave +0.3 to +0.45 dB over 1e-3
+    # 4e-3 diverges on Kodak; 2e-3 beats 1e-3 (docs/architecture.md#measured-constants)
+    lr: float = 2e-3
 
     def lr_for(self, hidden: int) -> float:
         return self.lr if hidden <= WIDE_HIDDEN else self.lr / 2
