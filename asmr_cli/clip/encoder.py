@@ -11,12 +11,12 @@ import numpy as np
 
 from ..container.tensors import pack_tensor
 from ..core.presets import CLIP_PRESETS
-from ..core.ratefit import RATE_TOLERANCE, fit_rate
 from ..core.rates import Target
 from ..latent.codec import WEIGHT_BITS_CHOICES, quantise_synthesis
 from ..latent.encoder import layout_for, network_bytes, rescale
 from ..latent.format import LatentHeader
 from ..latent.latents import Layout, by_level, synthesize_numpy
+from ..latent.ratefit import RATE_TOLERANCE, fit_rate
 from .codec import pack_clip
 from .format import overhead
 

@@ -11,12 +11,12 @@ import numpy as np
 
 from ..container.tensors import pack_tensor
 from ..core.presets import LATENT_PRESETS
-from ..core.ratefit import fit_rate
 from ..core.rates import Target
 from . import context_model as cm
 from .codec import WEIGHT_BITS_CHOICES, pack, quantise_synthesis
 from .format import MAX_SYNTH_HIDDEN, LatentHeader, overhead
 from .latents import MAX_LEVELS, Layout, by_level, default_levels, synthesize_numpy
+from .ratefit import fit_rate
 
 
 @dataclass

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import math
 
-from .errors import AsmrError
-from .rates import Target
+from ..core.errors import AsmrError
+from ..core.rates import Target
 
 RATE_TOLERANCE = 0.03  # --bpp: the latents are rescaled when the file is further off than this
 CLOSE_ENOUGH = 0.005  # pruning stops once the file is this close under the budget
