@@ -5,7 +5,7 @@ script encodes with a fixed step count, no effective time limit and one thread, 
 command line (so it runs the same before and after a move of modules), and hashes:
 - the .asmr bytes of an image (format 3), a clip (format 4), and --model coordinate for an
   image and a clip (format 2);
-- the decoded pixels of each, and of every golden file in tests/golden/.
+- the decoded pixels of each, and of every golden file (tests/<family>/golden/).
 
     OMP_NUM_THREADS=1 python benchmarks/same_bytes.py --save before.json   # on the old code
     OMP_NUM_THREADS=1 python benchmarks/same_bytes.py --check before.json  # on the new code
@@ -27,7 +27,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-GOLDEN = ROOT / "tests" / "golden"
 NO_LIMIT = "100000"
 
 # name, input, encode options
@@ -87,7 +86,7 @@ def measure() -> dict[str, str]:
             out[f"{name}.asmr"] = _digest(dst)
             out[f"{name}.decoded"] = _decoded(dst, tmp)
             print(f"  {name}: {out[name + '.asmr']} {out[name + '.decoded']}", file=sys.stderr, flush=True)
-        for golden in sorted(GOLDEN.glob("*.asmr")):
+        for golden in sorted((ROOT / "tests").glob("*/golden/*.asmr"), key=lambda p: p.name):
             out[f"golden/{golden.name}.decoded"] = _decoded(golden, tmp)
     return out
 

@@ -8,6 +8,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 
 
+def golden_files() -> dict[str, Path]:
+    """Every golden .asmr file, by name: each format family keeps its own beside its tests
+    (tests/<family>/golden/, with the checksums of their decoded pixels)."""
+    return {p.name: p for p in sorted((ROOT / "tests").glob("*/golden/*.asmr"))}
+
+
+def golden_checksums() -> dict[str, dict]:
+    import json
+
+    out: dict[str, dict] = {}
+    for path in sorted((ROOT / "tests").glob("*/golden/checksums.json")):
+        out.update(json.loads(path.read_text()))
+    return out
+
+
 @pytest.fixture
 def sample_rgb():
     from asmr_cli.io.media import read_image

@@ -13,9 +13,9 @@ from asmr_cli.cli.entry import plain_decode
 from asmr_cli.core.errors import AsmrError
 from asmr_cli.io.sizes import parse_region, parse_size
 
-from ..conftest import ROOT
+from ..conftest import golden_files
 
-GOLDEN = ROOT / "tests" / "golden"
+GOLDEN = golden_files()
 runner = CliRunner()
 
 
@@ -34,7 +34,7 @@ def test_parse_size_and_region():
 @pytest.fixture
 def files(tmp_path):
     for name in ("image_v2.asmr", "video_v2.asmr"):
-        shutil.copy(GOLDEN / name, tmp_path / name)
+        shutil.copy(GOLDEN[name], tmp_path / name)
     return tmp_path
 
 

@@ -1,9 +1,8 @@
 """Files of every format version this build reads still decode, to the pixels they decoded
-to when they were made (tests/golden/make_golden.py says how; never regenerate them to make
-this pass)."""
+to when they were made (tests/make_golden.py says how; never regenerate them to make
+this pass). Each family keeps its golden files beside its tests (tests/<family>/golden/)."""
 
 import hashlib
-import json
 import shutil
 
 import numpy as np
@@ -15,10 +14,10 @@ from asmr_cli.container import file as cfile
 from asmr_cli.io.media import read_image
 from asmr_cli.latent import format as fmt3
 
-from ..conftest import ROOT
+from ..conftest import golden_checksums, golden_files
 
-GOLDEN = ROOT / "tests" / "golden"
-CHECKSUMS = json.loads((GOLDEN / "checksums.json").read_text())
+GOLDEN = golden_files()
+CHECKSUMS = golden_checksums()
 
 
 def _sha256(pixels: np.ndarray) -> str:
@@ -27,14 +26,14 @@ def _sha256(pixels: np.ndarray) -> str:
 
 def test_every_readable_version_has_a_golden_file():
     assert {v["version"] for v in CHECKSUMS.values()} == set(formats.READ_VERSIONS)
-    assert {p.name for p in GOLDEN.glob("*.asmr")} == set(CHECKSUMS)
+    assert set(GOLDEN) == set(CHECKSUMS)
     assert any(v["predicted"] for v in CHECKSUMS.values() if v["version"] >= 2)  # version 2's feature is used
 
 
 @pytest.mark.parametrize("name", sorted(CHECKSUMS))
 def test_golden_file_decodes_to_its_checksum(name):
     want = CHECKSUMS[name]
-    data = (GOLDEN / name).read_bytes()
+    data = GOLDEN[name].read_bytes()
     f = formats.loads(data)
     assert f.version == want["version"]
     if f.version < fmt3.VERSION:
@@ -48,7 +47,7 @@ def test_golden_file_decodes_to_its_checksum(name):
 @pytest.mark.parametrize("name", [n for n in sorted(CHECKSUMS) if n.startswith("image")])
 def test_golden_image_through_the_decode_command(tmp_path, name):
     src = tmp_path / name
-    shutil.copy(GOLDEN / name, src)
+    shutil.copy(GOLDEN[name], src)
     summary = decode_file(src)
     out = read_image(tmp_path / name.replace(".asmr", ".png"))
     assert summary["output"] == str(tmp_path / name.replace(".asmr", ".png"))

@@ -1,7 +1,8 @@
-"""Writes the golden .asmr files of tests/test_golden.py and the checksums of their decoded
-pixels. Run once per format version, from the repository root:
+"""Writes the golden .asmr files of tests/api/test_golden.py and the checksums of their
+decoded pixels, each into its family's folder (tests/coordinate/golden/, tests/latent/golden/,
+tests/clip/golden/). Run once per format version, from the repository root:
 
-    python tests/golden/make_golden.py
+    python tests/make_golden.py
 
 and commit what it writes. Never rerun it to make a failing golden test pass: the files
 stand for what earlier builds wrote, and the checksums for what they decoded to.
@@ -11,11 +12,11 @@ stand for what earlier builds wrote, and the checksums for what they decoded to.
   image is too small for prediction to pay.
 - image_v3.asmr: a 12 x 10 image as format version 3 (the latent pyramid with a 4-wide
   synthesis MLP; an image this small gets the static per-grid Laplace, context width
-  0); written by `python tests/golden/make_golden.py v3`, which leaves the older files
+  0); written by `python tests/make_golden.py v3`, which leaves the older files
   alone.
 - video_v4.asmr: a clip of 5 frames of 10 x 12 in two groups (3 + 2 frames) as format
   version 4 (a latent pyramid per frame, each group's latents in one stream under the
-  temporal context model); written by `python tests/golden/make_golden.py v4`.
+  temporal context model); written by `python tests/make_golden.py v4`.
 - image_v1.asmr: the same network as image_v2.asmr as version 1 stored it: every tensor
   coded without prediction, version byte 1 (version 1 is version 2 without prediction;
   the version byte lies outside both checksums).
@@ -35,12 +36,14 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))
+sys.path.insert(0, str(HERE.parent))
+FAMILY_OF_VERSION = {1: "coordinate", 2: "coordinate", 3: "latent", 4: "clip"}
 
 from asmr_cli.api import EncodeOptions, decode_bytes, decode_video, encode_clip, encode_raster, formats  # noqa: E402
 from asmr_cli.clip import format as fmt4  # noqa: E402
 from asmr_cli.container import entropy  # noqa: E402
 from asmr_cli.container import file as cfile  # noqa: E402
+from asmr_cli.container import tensors as ctensors  # noqa: E402
 from asmr_cli.coordinate import format as fmt2  # noqa: E402
 from asmr_cli.coordinate.codec import unpack  # noqa: E402
 from asmr_cli.coordinate.resample import render  # noqa: E402
@@ -96,21 +99,26 @@ def without_prediction(data: bytes) -> bytes:
     f = formats.loads(data)
     tensors = []
     for (_name, shape), t in zip(f.header.architecture.param_shapes(), f.tensors):
-        tensors.append(tensors.Tensor(t.steps, entropy.encode(entropy.decode(t.coded, shape))))
+        tensors.append(ctensors.Tensor(t.steps, entropy.encode(entropy.decode(t.coded, shape))))
     out = bytearray(fmt2.dumps(f.header, tensors))
     out[4] = 1
     return bytes(out)
 
 
-def _record(files: dict[str, bytes], sums: dict) -> None:
+def _record(files: dict[str, bytes]) -> None:
+    """Write each file into its family's golden folder and add its checksum there."""
     for name, data in files.items():
-        (HERE / name).write_bytes(data)
         f = formats.loads(data)
+        folder = HERE / FAMILY_OF_VERSION[f.version] / "golden"
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(data)
         px = decode_video(data).frames if f.header.kind == cfile.KIND_VIDEO else decode_bytes(data).pixels
+        sums_path = folder / "checksums.json"
+        sums = json.loads(sums_path.read_text()) if sums_path.exists() else {}
         sums[name] = {"version": f.version, "shape": list(px.shape), "dtype": str(px.dtype),
                       "sha256": pixels_sha256(px), "predicted": _predicted(data)}
-    (HERE / "checksums.json").write_text(json.dumps(sums, indent=2) + "\n")
-    print(json.dumps(sums, indent=2))
+        sums_path.write_text(json.dumps(sums, indent=2) + "\n")
+        print(name, json.dumps(sums[name]))
 
 
 def main_v3() -> None:
@@ -121,7 +129,7 @@ def main_v3() -> None:
             break
     else:
         raise SystemExit("no seed kept the image clear of rounding boundaries")
-    _record({"image_v3.asmr": image}, json.loads((HERE / "checksums.json").read_text()))
+    _record({"image_v3.asmr": image})
 
 
 def main_v4() -> None:
@@ -135,7 +143,7 @@ def main_v4() -> None:
             break
     else:
         raise SystemExit("no seed kept the clip clear of rounding boundaries")
-    _record({"video_v4.asmr": video}, json.loads((HERE / "checksums.json").read_text()))
+    _record({"video_v4.asmr": video})
 
 
 def main() -> None:
@@ -154,7 +162,7 @@ def main() -> None:
     else:
         raise SystemExit("no seed gave a clip with prediction, clear of rounding boundaries")
     files = {"image_v1.asmr": without_prediction(image), "image_v2.asmr": image, "video_v2.asmr": video}
-    _record(files, {})
+    _record(files)
 
 
 if __name__ == "__main__":
