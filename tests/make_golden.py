@@ -2,7 +2,7 @@
 decoded pixels, each into its family's folder (tests/coordinate/golden/, tests/latent/golden/,
 tests/clip/golden/). Run once per format version, from the repository root:
 
-    python tests/make_golden.py
+    python tests/make_golden.py v1v2   (or v3, v4)
 
 and commit what it writes. Never rerun it to make a failing golden test pass: the files
 stand for what earlier builds wrote, and the checksums for what they decoded to.
@@ -166,4 +166,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    {"v3": main_v3, "v4": main_v4}.get(sys.argv[1] if sys.argv[1:] else "", main)()
+    runs = {"v1v2": main, "v3": main_v3, "v4": main_v4}
+    if len(sys.argv) != 2 or sys.argv[1] not in runs:
+        raise SystemExit(f"usage: python tests/make_golden.py {'|'.join(runs)}  (writes golden files: see the docstring)")
+    runs[sys.argv[1]]()
