@@ -168,5 +168,5 @@ def main() -> None:
 if __name__ == "__main__":
     runs = {"v1v2": main, "v3": main_v3, "v4": main_v4}
     if len(sys.argv) != 2 or sys.argv[1] not in runs:
-        raise SystemExit(f"usage: python tests/make_golden.py {'|'.join(runs)}  (writes golden files: see the docstring)")
+        raise SystemExit(f"usage: python tests/make_golden.py {'|'.join(runs)}  (see the docstring)")
     runs[sys.argv[1]]()
