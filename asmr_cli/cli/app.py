@@ -246,6 +246,99 @@ def stats(
     Console(highlight=False).print(table)
 
 
+@app.command()
+def compare(
+    input: Path = typer.Argument(..., help="Image (PNG, JPEG, WebP, TIFF, ...) to compare on."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="Write the side-by-side picture here (.png .webp .jpg .tif): the "
+                                               "same crop of the original and of each codec, labelled."),
+    bpp: Optional[float] = typer.Option(None, "--bpp", help="asmr's target bits per pixel (within 5%)."),
+    size: Optional[int] = typer.Option(None, "--size", help="asmr's largest file size in bytes."),
+    quality: Optional[float] = typer.Option(None, "-q", "--quality", help="asmr's quality 0-100 (default 75)."),
+    preset: str = typer.Option("default", "--preset", "-p", help="asmr's effort: fast | default | high."),
+    iters: Optional[int] = typer.Option(None, "--iters", help="asmr's training steps."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop asmr's training after about this "
+                                                                          "many seconds."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of asmr's encode."),
+    codecs: str = typer.Option("jpeg,webp,avif", "--codecs", help="The codecs to compare with (comma-separated)."),
+    crop: Optional[str] = typer.Option(None, "--crop", help="The picture's crop X,Y,WIDTH,HEIGHT (default: the "
+                                                            "region with the most detail)."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger inputs."),
+    force: bool = typer.Option(False, "-f", "--force", help="Overwrite the picture."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout instead of the table."),
+) -> None:
+    """Encode an image with asmr, then JPEG, WebP and AVIF at the same file size, and show the trade-off."""
+    from ..api import EncodeOptions
+    from ..api.compare import compare_image, picture_layout, write_picture
+    from ..io.media import check_image_output
+
+    opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, iters=iters, time_limit=time_limit,
+                         seed=seed, max_pixels=max_pixels)
+    try:
+        if output is not None:  # the picture's name is checked before the encode, not after it
+            check_image_output(output)
+            _refuse_overwrite(output, force)
+        box = _parse_crop(crop)
+        names = tuple(c.strip().lower() for c in codecs.split(",") if c.strip())
+        if _holds_clip_input(input):
+            raise AsmrError(f"{input}: compare takes a still image for now (clips: not yet)")
+        result = compare_image(input, opts, names, box)
+        if output is not None:
+            write_picture(result, output)
+    except AsmrError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        obj = result.as_json()
+        if output is not None:
+            obj["picture"] = {"path": str(output), **picture_layout(result)}
+        _print_json(obj)
+        return
+    _print_compare(result, output)
+
+
+def _parse_crop(crop: Optional[str]):
+    from ..io.sizes import parse_region
+
+    if crop is None:
+        return None
+    try:
+        return parse_region(crop)
+    except AsmrError as exc:
+        raise AsmrError(str(exc).replace("--region", "--crop", 1)) from None
+
+
+def _holds_clip_input(path: Path) -> bool:
+    from ..io.video import is_video_path
+
+    return path.exists() and is_video_path(path)
+
+
+def _print_compare(result, picture: Optional[Path]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.input}: {result.width}x{result.height}, every codec at most "
+                        f"{result.target_bytes:,} bytes (asmr's size)", title_justify="left")
+    for col in ("codec", "setting", "bytes", "bpp", "PSNR dB", "SSIM", "encode s", "decode s"):
+        table.add_column(col, justify="left" if col in ("codec", "setting") else "right")
+    notes = list(result.notes)
+    for r in result.results:
+        if r.bytes is None:
+            table.add_row(r.name, "-", "-", "-", "-", "-", "-", "-")
+        else:
+            table.add_row(r.name, r.setting, f"{r.bytes:,}", f"{r.bpp:.3f}", f"{r.psnr:.2f}", f"{r.ssim:.4f}",
+                          f"{r.encode_seconds:.3f}", f"{r.decode_seconds:.4f}")
+        if r.note:
+            notes.append(f"{r.name}: {r.note}")
+    out = Console(highlight=False)
+    out.print(table, markup=False)
+    for n in notes:
+        out.print(f"note: {n}", markup=False)
+    if picture is not None:
+        x, y, w, h = result.crop
+        out.print(f"picture: {picture} (crop {x},{y},{w},{h})", markup=False)
+
+
 # -- video: dispatch helpers (a clip is read, encoded and written by video.py and codec.py) --
 
 def _read_clip(path: Path, frames: Optional[str]):

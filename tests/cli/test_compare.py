@@ -1,0 +1,136 @@
+"""`asmr compare`: asmr against JPEG, WebP and AVIF at the same size, the table and the picture."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from asmr_cli.cli.app import app
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+KODIM = SAMPLES / "kodim23_small.png"
+SHORT = ["--bpp", "0.5", "--iters", "20", "--time-limit", "10"]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """One short compare run on kodim23_small, with its picture and JSON."""
+    out = tmp_path_factory.mktemp("compare") / "compare.png"
+    r = runner.invoke(app, ["compare", str(KODIM), *SHORT, "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout), out
+
+
+@pytest.mark.slow
+def test_every_codec_at_or_below_asmrs_size_and_within_5_percent(compared):
+    obj, _ = compared
+    rows = {c["codec"]: c for c in obj["codecs"]}
+    assert list(rows) == ["asmr", "jpeg", "webp", "avif"]
+    target = rows["asmr"]["bytes"]
+    assert obj["target_bytes"] == target
+    for name in ("jpeg", "webp"):  # AVIF only where this Pillow has it
+        assert 0.95 * target <= rows[name]["bytes"] <= target, rows[name]
+    if rows["avif"]["bytes"] is None:
+        assert "not available" in rows["avif"]["note"]
+    else:
+        assert 0.95 * target <= rows["avif"]["bytes"] <= target
+    for row in obj["codecs"]:
+        if row["bytes"] is not None:
+            assert row["psnr"] > 15 and 0 < row["ssim"] <= 1
+            assert row["bpp"] == pytest.approx(8 * row["bytes"] / (192 * 128), abs=1e-3)
+
+
+@pytest.mark.slow
+def test_picture_size_labels_and_crop_placement(compared):
+    obj, out = compared
+    pic = obj["picture"]
+    im = np.asarray(Image.open(out).convert("RGB"))
+    assert (im.shape[1], im.shape[0]) == tuple(pic["size"])
+    ran = [c for c in obj["codecs"] if c["bytes"] is not None]
+    assert len(pic["panels"]) == len(pic["labels"]) == 1 + len(ran)
+    assert pic["labels"][0][0] == "original"
+    assert [label[0].split()[0] for label in pic["labels"][1:]] == [
+        {"asmr": "asmr", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}[c["codec"]] for c in ran]
+    x, y, w, h = obj["crop"]
+    z = pic["zoom"]
+    original = np.asarray(Image.open(KODIM).convert("RGB"))
+    expected = np.repeat(np.repeat(original[y:y + h, x:x + w], z, axis=0), z, axis=1)
+    for i, (px, py, pw, ph) in enumerate(pic["panels"]):
+        assert (pw, ph) == (w * z, h * z)
+        label = im[:py, px:px + pw]
+        assert (label < 128).any(), f"panel {i}: no label text"  # dark text above the panel
+        if i == 0:  # the original's panel is the crop itself, enlarged
+            assert np.array_equal(im[py:py + ph, px:px + pw], expected)
+    # the default crop is the region with the most detail: the parrot's head, not the blurred right side
+    assert x + w <= 160
+
+
+@pytest.mark.slow
+def test_table_is_printed_with_every_codec(tmp_path):
+    r = runner.invoke(app, ["compare", str(KODIM), *SHORT, "--codecs", "jpeg,webp"])
+    assert r.exit_code == 0, r.output
+    for word in ("asmr", "JPEG", "WebP", "PSNR", "SSIM", "bytes", "encode s", "decode s"):
+        assert word in r.stdout
+    assert "AVIF" not in r.stdout
+
+
+@pytest.mark.slow
+def test_missing_avif_is_a_row_not_a_failure(monkeypatch):
+    from asmr_cli.api import compare
+
+    real = compare.codec_available
+    monkeypatch.setattr(compare, "codec_available", lambda c: c != "avif" and real(c))
+    r = runner.invoke(app, ["compare", str(KODIM), *SHORT, "--codecs", "avif"])
+    assert r.exit_code == 0, r.output
+    assert "AVIF" in r.stdout and "not available" in r.stdout
+
+
+@pytest.mark.slow
+def test_crop_option_places_the_given_region(tmp_path):
+    out = tmp_path / "c.png"
+    r = runner.invoke(app, ["compare", str(KODIM), *SHORT, "--codecs", "jpeg", "--crop", "100,20,40,30",
+                            "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    obj = json.loads(r.stdout)
+    assert obj["crop"] == [100, 20, 40, 30]
+    px, py, pw, ph = obj["picture"]["panels"][0]
+    original = np.asarray(Image.open(KODIM).convert("RGB"))
+    im = np.asarray(Image.open(out).convert("RGB"))
+    assert np.array_equal(im[py:py + ph, px:px + pw], np.repeat(np.repeat(original[20:50, 100:140], 2, 0), 2, 1))
+
+
+def test_bad_picture_name_and_crop_fail_before_the_encode(tmp_path):
+    r = runner.invoke(app, ["compare", str(KODIM), "-o", str(tmp_path / "c.xyz")])
+    assert r.exit_code == 1 and "unsupported output type" in r.output
+    r = runner.invoke(app, ["compare", str(KODIM), "-o", str(tmp_path / "missing" / "c.png")])
+    assert r.exit_code == 1 and "no such folder" in r.output
+    r = runner.invoke(app, ["compare", str(KODIM), "--crop", "0,0,500,5"])
+    assert r.exit_code == 1 and "--crop" in r.output and "outside" in r.output
+    r = runner.invoke(app, ["compare", str(KODIM), "--codecs", "jpeg,gif"])
+    assert r.exit_code == 1 and "--codecs" in r.output
+
+
+def test_quality_search_finds_the_largest_size_under_the_target():
+    from asmr_cli.api.compare import search_quality
+
+    sizes = {q: 100 + 10 * q for q in range(101)}
+    sizes[51] = 600  # not monotone: 51 is smaller than 50
+    assert search_quality(sizes.__getitem__, 615, 0, 100) == (51, 600)
+    assert search_quality(sizes.__getitem__, 1000, 0, 100) == (90, 1000)
+    assert search_quality(sizes.__getitem__, 50, 0, 100) == (0, 100)  # above the target even at the lowest
+    assert search_quality(sizes.__getitem__, 5000, 0, 100) == (100, 1100)
+
+
+def test_detailed_crop_finds_the_busy_corner():
+    from asmr_cli.api.compare import detailed_crop
+
+    rng = np.random.default_rng(0)
+    px = np.full((200, 300, 3), 128, np.uint8)
+    px[120:200, 200:300] = rng.integers(0, 256, (80, 100, 3))
+    x, y, w, h = detailed_crop(px, 64, 64)
+    assert (w, h) == (64, 64)
+    assert 200 <= x and x + w <= 300 and 120 <= y and y + h <= 200
