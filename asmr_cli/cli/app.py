@@ -13,11 +13,12 @@ from rich.console import Console
 
 from .. import __version__
 from ..core.errors import AsmrError
-from ..io.files import output_path, read_input, refuse_overwrite
+from ..io.files import output_in, output_path, read_input, refuse_overwrite
 from ..io.media import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Compress images with ASMR coordinate networks.")
+                  help="Compress images and video clips into small .asmr files (neural representations), "
+                       "decode them at any size, and compare with JPEG, WebP and AVIF on your own image.")
 err = Console(stderr=True, highlight=False)
 _debug = False
 
@@ -80,9 +81,9 @@ def encode(
                                         help="Image (PNG, JPEG, WebP, TIFF, ...) or video (MP4, MOV, MKV, WebM, "
                                              "GIF, Y4M, a folder of numbered frames) to compress. Several inputs, "
                                              "a glob or --recursive make a batch (docs/batch.md)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="Output .asmr (default: next to the input); for a batch, a folder "
-                                               "that mirrors the inputs' tree."),
+    output: Optional[str] = typer.Option(None, "-o", "--output",
+                                         help="Output .asmr (default: next to the input), or a folder/ to write it "
+                                              "in; for a batch, a folder that mirrors the inputs' tree."),
     preset: str = typer.Option("default", "--preset", "-p", help="Effort: fast | default | high."),
     quality: Optional[float] = typer.Option(None, "-q", "--quality",
                                             help="0-100, higher is larger and better (default 75)."),
@@ -116,7 +117,7 @@ def encode(
     threads: Optional[int] = typer.Option(None, "--threads", help="Batch: torch threads per job (default: cores "
                                                                   "/ jobs; with --ray 1 CPU per task)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Batch: run the jobs on the Ray cluster at ADDRESS "
-                                                          "(host:port, ray://..., or auto); needs asmr[ray]."),
+                                                          "(host:port, ray://..., or auto); needs asmr\\[ray]."),
 ) -> None:
     """Fit a network to an image or a clip and write it as an .asmr file."""
     from ..api import EncodeOptions
@@ -126,15 +127,16 @@ def encode(
                          latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
                          device=device, max_pixels=max_pixels, model=model)  # one file and a batch alike
     if _is_batch(inputs, recursive, ray):
-        _run_batch("encode", inputs, output, opts, frames, recursive, force, jobs, threads, ray, quiet, as_json)
+        _run_batch("encode", inputs, Path(output) if output is not None else None, opts, frames, recursive, force,
+                   jobs, threads, ray, quiet, as_json)
         return
     input = inputs[0]
 
     try:
-        out = _output_path(input, output, ".asmr")
+        out = output_in(input, output, ".asmr")
         _refuse_media_name(out)
         _refuse_overwrite(out, force)
-        clip = _read_clip(input, frames)
+        clip = _read_clip(input, frames, max_pixels)
         raster = read_image(input, max_pixels) if clip is None else None
         show = not quiet and err.is_terminal
         if show:
@@ -170,8 +172,12 @@ def decode(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image (.png .jpg .webp .tif) or "
                                          "video (.mp4 .mov .mkv .avi .webm .gif .y4m, or a folder/ for PNG frames); "
                                          "for a batch, a folder that mirrors the inputs' tree (images .png, videos "
-                                         ".mp4)."),
+                                         ".mp4, or --format)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Output format without -o, and a batch's: png, jpg, "
+                                      "webp or tif for images, mp4, webm, mov, mkv, avi, gif, y4m, webp or apng for "
+                                      "clips (png, webp: animated); e.g. --format webp, or jpg,webm for both "
+                                      "(default png and mp4)."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: decode frames START:END only."),
     size: Optional[str] = typer.Option(None, "--size", help="Render at WIDTHxHEIGHT, e.g. 1536x1024."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Render at this scale, e.g. 2 or 0.25."),
@@ -185,11 +191,11 @@ def decode(
     jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help="Batch: worker processes (default: one per core)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Batch: threads per job."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Batch: run the jobs on the Ray cluster at ADDRESS "
-                                                          "(host:port, ray://..., or auto); needs asmr[ray]."),
+                                                          "(host:port, ray://..., or auto); needs asmr\\[ray]."),
     quiet: bool = typer.Option(False, "--quiet", help="Batch: no progress display or per-file lines."),
 ) -> None:
     """Rebuild the network and render the image (at any size, or only a region)."""
-    from ..api.files import decode_file
+    from ..api.files import decode_file, output_formats
 
     if _is_batch(inputs, recursive, ray):
         from ..batch.jobs import DecodeOptions
@@ -203,14 +209,19 @@ def decode(
         except AsmrError as exc:
             _fail(exc)
             return
+        try:
+            output_formats(fmt)
+        except AsmrError as exc:
+            _fail(exc)
+            return
         opts = DecodeOptions(frames, size, scale, width, height, region, max_pixels)
         _run_batch("decode", inputs, Path(output) if output is not None else None, opts, None, recursive, force,
-                   jobs, threads, ray, quiet, as_json)
+                   jobs, threads, ray, quiet, as_json, fmt)
         return
     input = inputs[0]
 
     try:
-        summary = decode_file(input, output, force, frames, size, scale, width, height, region, max_pixels)
+        summary = decode_file(input, output, force, frames, size, scale, width, height, region, max_pixels, fmt)
     except AsmrError as exc:
         _fail(exc)
         return
@@ -341,11 +352,11 @@ def _print_compare(result, picture: Optional[Path]) -> None:
 
 # -- video: dispatch helpers (a clip is read, encoded and written by video.py and codec.py) --
 
-def _read_clip(path: Path, frames: Optional[str]):
+def _read_clip(path: Path, frames: Optional[str], max_pixels: Optional[int] = None):
     """The clip to encode, or None when the input is an image."""
     from ..batch.jobs import read_clip
 
-    return read_clip(path, frames)
+    return read_clip(path, frames, max_pixels)
 
 
 def _encode_any(raster, clip, opts, progress=None):
@@ -410,7 +421,7 @@ def _is_batch(inputs: list[Path], recursive: bool, ray: Optional[str]) -> bool:
 
 def _run_batch(kind: str, inputs: list[Path], output: Optional[Path], opts, frames: Optional[str],
                recursive: bool, force: bool, jobs: Optional[int], threads: Optional[int], ray: Optional[str],
-               quiet: bool, as_json: bool) -> None:
+               quiet: bool, as_json: bool, fmt: Optional[str] = None) -> None:
     """One progress display for the batch, a line per file, `--json` one object per file and
     a summary; exit 1 at the end if any file failed."""
     import time
@@ -420,7 +431,7 @@ def _run_batch(kind: str, inputs: list[Path], output: Optional[Path], opts, fram
 
     start = time.perf_counter()
     try:
-        batch = plan_batch(kind, inputs, output, recursive=recursive, force=force)
+        batch = plan_batch(kind, inputs, output, recursive=recursive, force=force, fmt=fmt)
     except AsmrError as exc:
         _fail(exc)
         return
