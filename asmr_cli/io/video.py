@@ -140,7 +140,8 @@ def _size_tag(comment: str) -> tuple[int, int] | None:
 
 def _read_animated(path: Path, rng: FrameRange, max_samples: int, max_pixels: int | None = None) -> Clip:
     """An animated GIF, WebP or PNG through Pillow, frames composited to RGB (alpha dropped);
-    the frame rate from the median frame duration (10 fps when none is given)."""
+    the frame rate from the mean frame duration when they differ by a millisecond at most
+    (rounding), else from the median (10 fps when none is given)."""
     from PIL import Image, ImageSequence, UnidentifiedImageError
 
     col = Collector(path, rng, max_samples, max_pixels)
@@ -160,7 +161,10 @@ def _read_animated(path: Path, rng: FrameRange, max_samples: int, max_pixels: in
     except (OSError, ValueError, EOFError) as exc:
         raise AsmrError(f"{path}: cannot read {kind} ({exc})") from None
     ms = [d for d in durations if d > 0]
-    fps = Fraction(1000) / Fraction(float(np.median(ms))).limit_denominator(1000) if ms else Fraction(10)
+    if ms and max(ms) - min(ms) <= 1:  # one rate in whole milliseconds (WebP): the mean is the rate
+        fps = (Fraction(1000 * len(ms)) / Fraction(sum(ms)).limit_denominator(1000)).limit_denominator(1001)
+    else:
+        fps = Fraction(1000) / Fraction(float(np.median(ms))).limit_denominator(1000) if ms else Fraction(10)
     return col.clip(fps)
 
 
@@ -245,7 +249,11 @@ def _write_animated(path: Path, clip: Clip, fmt: str) -> None:
     elsewhere."""
     from PIL import Image
 
-    ms = max(1, int(round(1000 / float(clip.fps)))) if clip.fps else 100
+    period = 1000 / Fraction(clip.fps) if clip.fps else Fraction(100)  # ms
+    if fmt == "WEBP":  # whole milliseconds: rounded on the running time, so that their mean is the rate
+        ms = [round((i + 1) * period) - round(i * period) for i in range(clip.count)]
+    else:  # APNG stores each delay as a fraction: exact
+        ms = float(period)
     if fmt == "WEBP":
         frames, previous = [], None
         for f in clip.frames:
