@@ -259,7 +259,8 @@ def stats(
 
 @app.command()
 def compare(
-    input: Path = typer.Argument(..., help="Image (PNG, JPEG, WebP, TIFF, ...) to compare on."),
+    input: Path = typer.Argument(..., help="Image (PNG, JPEG, WebP, TIFF, ...) or clip (MP4, WebM, Y4M, ...) to "
+                                           "compare on."),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
                                           help="Write the side-by-side picture here (.png .webp .jpg .tif): the "
                                                "same crop of the original and of each codec, labelled."),
@@ -271,16 +272,23 @@ def compare(
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop asmr's training after about this "
                                                                           "many seconds."),
     seed: int = typer.Option(0, "--seed", help="Random seed of asmr's encode."),
-    codecs: str = typer.Option("jpeg,webp,avif", "--codecs", help="The codecs to compare with (comma-separated)."),
+    codecs: Optional[str] = typer.Option(None, "--codecs", help="The codecs to compare with, comma-separated "
+                                                                "(default: jpeg,webp,avif for an image, "
+                                                                "x264,x265,vp9 for a clip)."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Clip: compare frames START:END only."),
+    frame: Optional[int] = typer.Option(None, "--frame", help="Clip: the frame the picture shows (default: the "
+                                                              "middle one)."),
     crop: Optional[str] = typer.Option(None, "--crop", help="The picture's crop X,Y,WIDTH,HEIGHT (default: the "
                                                             "region with the most detail)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger inputs."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the picture."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout instead of the table."),
 ) -> None:
-    """Encode an image with asmr, then JPEG, WebP and AVIF at the same file size, and show the trade-off."""
+    """Encode an image (or clip) with asmr, then JPEG, WebP and AVIF (x264, x265, VP9) at the same size, and show
+    the trade-off: one table, and with -o the same crop side by side."""
     from ..api import EncodeOptions
-    from ..api.compare import compare_image, picture_layout, write_picture
+    from ..api.compare import CLIP_CODECS, IMAGE_CODECS, compare_clip, compare_image, picture_layout, write_picture
+    from ..io.clips import parse_frames
     from ..io.media import check_image_output
 
     opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, iters=iters, time_limit=time_limit,
@@ -290,10 +298,15 @@ def compare(
             check_image_output(output)
             _refuse_overwrite(output, force)
         box = _parse_crop(crop)
-        names = tuple(c.strip().lower() for c in codecs.split(",") if c.strip())
-        if _holds_clip_input(input):
-            raise AsmrError(f"{input}: compare takes a still image for now (clips: not yet)")
-        result = compare_image(input, opts, names, box)
+        is_clip = _holds_clip_input(input)
+        names = tuple(c.strip().lower() for c in codecs.split(",") if c.strip()) if codecs is not None else (
+            CLIP_CODECS if is_clip else IMAGE_CODECS)
+        if is_clip:
+            result = compare_clip(input, opts, names, box, frame, parse_frames(frames))
+        else:
+            if frames is not None or frame is not None:
+                raise AsmrError(f"{input}: --frames and --frame are for a clip; this is an image")
+            result = compare_image(input, opts, names, box)
         if output is not None:
             write_picture(result, output)
     except AsmrError as exc:
@@ -328,8 +341,9 @@ def _holds_clip_input(path: Path) -> bool:
 def _print_compare(result, picture: Optional[Path]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{result.input}: {result.width}x{result.height}, every codec at most "
-                        f"{result.target_bytes:,} bytes (asmr's size)", title_justify="left")
+    shape = f"{result.width}x{result.height}" + (f", {result.frames} frames" if result.frames is not None else "")
+    table = Table(title=f"{result.input}: {shape}, every codec at most {result.target_bytes:,} bytes (asmr's size)",
+                  title_justify="left")
     for col in ("codec", "setting", "bytes", "bpp", "PSNR dB", "SSIM", "encode s", "decode s"):
         table.add_column(col, justify="left" if col in ("codec", "setting") else "right")
     notes = list(result.notes)
@@ -347,7 +361,8 @@ def _print_compare(result, picture: Optional[Path]) -> None:
         out.print(f"note: {n}", markup=False)
     if picture is not None:
         x, y, w, h = result.crop
-        out.print(f"picture: {picture} (crop {x},{y},{w},{h})", markup=False)
+        at = f"frame {result.frame}, " if result.frame is not None else ""
+        out.print(f"picture: {picture} ({at}crop {x},{y},{w},{h})", markup=False)
 
 
 # -- video: dispatch helpers (a clip is read, encoded and written by video.py and codec.py) --

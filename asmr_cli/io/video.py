@@ -322,3 +322,66 @@ def _write_folder(path: Path, clip: Clip) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+
+
+# -- clips as a codec's bare stream (asmr compare) --------------------------------------------
+
+# name -> (FFmpeg encoder, FFmpeg decoder, the options every setting shares, the crf range)
+STREAM_CODECS = {
+    "x264": ("libx264", "h264", {"preset": "medium", "threads": "1"}, (0, 51)),  # one thread: the same bytes
+    "x265": ("libx265", "hevc", {"preset": "medium", "x265-params": "log-level=error:info=0"}, (0, 51)),
+    "vp9": ("libvpx-vp9", "vp9", {"deadline": "good", "cpu-used": "2", "row-mt": "1"}, (0, 63)),
+}
+
+
+def encode_stream(clip: Clip, codec: str, crf: int | None = None, bitrate: int | None = None) -> tuple[bytes, int]:
+    """The clip through one of STREAM_CODECS (yuv420p; odd sizes padded by edge repetition),
+    at a constant quality `crf` or an average `bitrate` (bits per second; VP9 two-pass is
+    not used: one pass, searched by the caller). Returns (a Matroska file holding it, the
+    stream's bytes: its packets and the codec's extradata, without the container)."""
+    import io
+
+    import av
+
+    encoder, _, shared, _ = STREAM_CODECS[codec]
+    h, w = clip.height, clip.width
+    ph, pw = h + h % 2, w + w % 2
+    fps = Fraction(clip.fps).limit_denominator(1 << 16) if clip.fps else DEFAULT_FPS
+    buf = io.BytesIO()
+    stream_bytes = 0
+    try:
+        with av.open(buf, "w", format="matroska") as out:
+            stream = out.add_stream(encoder, rate=fps)
+            stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
+            options = dict(shared)
+            if crf is not None:
+                options["crf"] = str(crf)
+                if codec == "vp9":
+                    options["b:v"] = "0"  # constant quality
+            else:
+                stream.bit_rate = int(bitrate)
+            stream.options = options
+            for px in clip.frames:
+                if (ph, pw) != (h, w):
+                    px = np.pad(px, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+                for packet in stream.encode(av.VideoFrame.from_ndarray(px, format="rgb24")):
+                    stream_bytes += packet.size
+                    out.mux(packet)
+            for packet in stream.encode():
+                stream_bytes += packet.size
+                out.mux(packet)
+            stream_bytes += len(stream.codec_context.extradata or b"")
+    except (av.FFmpegError, ValueError) as exc:
+        raise AsmrError(f"{codec}: cannot encode ({exc})") from None
+    return buf.getvalue(), stream_bytes
+
+
+def decode_stream(data: bytes, width: int, height: int) -> np.ndarray:
+    """encode_stream's file back to (T, H, W, 3) uint8 frames, cropped to width x height."""
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        frames = [f.to_ndarray(format="rgb24")[:height, :width] for f in container.decode(video=0)]
+    return np.stack(frames)

@@ -98,9 +98,11 @@ def test_crop_option_places_the_given_region(tmp_path):
     obj = json.loads(r.stdout)
     assert obj["crop"] == [100, 20, 40, 30]
     px, py, pw, ph = obj["picture"]["panels"][0]
+    z = obj["picture"]["zoom"]
+    assert (pw, ph) == (40 * z, 30 * z) and z >= 2
     original = np.asarray(Image.open(KODIM).convert("RGB"))
     im = np.asarray(Image.open(out).convert("RGB"))
-    assert np.array_equal(im[py:py + ph, px:px + pw], np.repeat(np.repeat(original[20:50, 100:140], 2, 0), 2, 1))
+    assert np.array_equal(im[py:py + ph, px:px + pw], np.repeat(np.repeat(original[20:50, 100:140], z, 0), z, 1))
 
 
 def test_bad_picture_name_and_crop_fail_before_the_encode(tmp_path):
@@ -134,3 +136,53 @@ def test_detailed_crop_finds_the_busy_corner():
     x, y, w, h = detailed_crop(px, 64, 64)
     assert (w, h) == (64, 64)
     assert 200 <= x and x + w <= 300 and 120 <= y and y + h <= 200
+
+
+# -- clips: x264, x265 and VP9 -----------------------------------------------------------------------------
+
+CLIP = SAMPLES / "carphone_8f.mp4"
+
+
+@pytest.mark.slow
+def test_clip_compare_table_sizes_and_the_frame_shown(tmp_path):
+    from asmr_cli.io.video import read_video
+
+    out = tmp_path / "clip.png"
+    r = runner.invoke(app, ["compare", str(CLIP), *SHORT, "--frame", "2", "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    obj = json.loads(r.stdout)
+    assert obj["frames"] == 8 and obj["frame"] == 2
+    rows = {c["codec"]: c for c in obj["codecs"]}
+    assert list(rows) == ["asmr", "x264", "x265", "vp9"]
+    target = rows["asmr"]["bytes"]
+    for name in ("x264", "x265", "vp9"):
+        row = rows[name]
+        assert row["bytes"] <= target, row  # never above asmr's size; how far below is reported
+        assert row["size_gap"] == pytest.approx(row["bytes"] / target - 1, abs=1e-3)
+        if row["size_gap"] < -0.05:
+            assert "below" in row["note"]
+        assert row["psnr"] > 20 and 0 < row["ssim"] <= 1
+    x, y, w, h = obj["crop"]
+    z = obj["picture"]["zoom"]
+    px, py, pw, ph = obj["picture"]["panels"][0]
+    frame = read_video(CLIP).frames[2]
+    im = np.asarray(Image.open(out).convert("RGB"))
+    assert np.array_equal(im[py:py + ph, px:px + pw], np.repeat(np.repeat(frame[y:y + h, x:x + w], z, 0), z, 1))
+    assert obj["picture"]["labels"][0][1].startswith("frame 2")
+
+
+@pytest.mark.slow
+def test_clip_compare_table(tmp_path):
+    r = runner.invoke(app, ["compare", str(CLIP), *SHORT, "--codecs", "vp9"])
+    assert r.exit_code == 0, r.output
+    rows = [line.split("│")[1].strip() for line in r.stdout.splitlines() if line.startswith("│")]
+    assert "8 frames" in r.stdout and "VP9" in rows and "x264" not in rows
+
+
+def test_clip_compare_refuses_a_frame_outside_and_image_codecs(tmp_path):
+    r = runner.invoke(app, ["compare", str(CLIP), "--frame", "99"])
+    assert r.exit_code == 1 and "--frame 99" in r.output
+    r = runner.invoke(app, ["compare", str(CLIP), "--codecs", "jpeg"])
+    assert r.exit_code == 1 and "--codecs jpeg" in r.output
+    r = runner.invoke(app, ["compare", str(KODIM), "--frame", "1"])
+    assert r.exit_code == 1 and "for a clip" in r.output
