@@ -480,3 +480,59 @@ def compare_clip(path: Path, opts: EncodeOptions | None = None, codecs: tuple[st
     notes = ["x264, x265, VP9: bytes of the bare stream (packets and codec headers, no container)"]
     return Comparison(str(path), clip.width, clip.height, target, clip.frames[index], rows, crop, notes,
                       frames=clip.count, frame=index)
+
+
+# -- the rate-distortion sweep (--rd) ----------------------------------------------------------------
+
+RD_BPPS = (0.25, 0.5, 0.75, 1.0)
+
+
+def check_plotting() -> None:
+    """matplotlib draws the plot (the `bench` extra): refused before any encode without it."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise AsmrError("--rd draws with matplotlib: pip install 'asmr[bench]'") from None
+
+
+def rate_distortion(path: Path, opts: EncodeOptions | None = None, bpps: tuple[float, ...] = RD_BPPS,
+                    clip: bool = False, **kwargs) -> list[Comparison]:
+    """compare_image (or compare_clip) once per asmr rate in `bpps` (--bpp; --size and -q
+    are replaced by it)."""
+    from dataclasses import replace
+
+    opts = opts or EncodeOptions()
+    run = compare_clip if clip else compare_image
+    return [run(path, replace(opts, bpp=b, size=None, quality=None), **kwargs) for b in bpps]
+
+
+def write_rd_plot(results: list[Comparison], out: Path) -> None:
+    """PSNR against bpp, one line per codec, each point a run of the sweep."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io.media import atomic_output, check_image_output
+
+    ext = check_image_output(out)
+    names = [r.codec for r in results[0].results]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    for name in names:
+        points = sorted((row.bpp, row.psnr) for res in results for row in res.results
+                        if row.codec == name and row.bytes is not None)
+        if points:
+            ax.plot(*zip(*points), marker="o", label=CODEC_NAMES.get(name, name),
+                    linewidth=2.2 if name == "asmr" else 1.4)
+    first = results[0]
+    shape = f"{first.width}x{first.height}" + (f", {first.frames} frames" if first.frames is not None else "")
+    ax.set_title(f"{Path(first.input).name} ({shape}): each codec at asmr's size", fontsize=10)
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel("PSNR (dB, RGB)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fmt = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tif", ".tiff": "tif"}[ext]
+    with atomic_output(Path(out), ext) as tmp:
+        fig.savefig(tmp, format=fmt)
+    plt.close(fig)

@@ -280,37 +280,69 @@ def compare(
                                                               "middle one)."),
     crop: Optional[str] = typer.Option(None, "--crop", help="The picture's crop X,Y,WIDTH,HEIGHT (default: the "
                                                             "region with the most detail)."),
+    rd: Optional[Path] = typer.Option(None, "--rd", help="Sweep asmr's rate over --rd-bpps instead of one rate, "
+                                                         "print a table per rate and write the rate-distortion "
+                                                         "plot (PSNR against bpp, every codec) here (.png)."),
+    rd_bpps: str = typer.Option("0.25,0.5,0.75,1", "--rd-bpps", help="The rates of --rd, in bits per pixel."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger inputs."),
-    force: bool = typer.Option(False, "-f", "--force", help="Overwrite the picture."),
+    force: bool = typer.Option(False, "-f", "--force", help="Overwrite the picture or the plot."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout instead of the table."),
 ) -> None:
     """Encode an image (or clip) with asmr, then JPEG, WebP and AVIF (x264, x265, VP9) at the same size, and show
     the trade-off: one table, and with -o the same crop side by side."""
     from ..api import EncodeOptions
-    from ..api.compare import CLIP_CODECS, IMAGE_CODECS, compare_clip, compare_image, picture_layout, write_picture
+    from ..api.compare import (
+        CLIP_CODECS,
+        IMAGE_CODECS,
+        check_plotting,
+        compare_clip,
+        compare_image,
+        picture_layout,
+        rate_distortion,
+        write_picture,
+        write_rd_plot,
+    )
     from ..io.clips import parse_frames
     from ..io.media import check_image_output
 
     opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, iters=iters, time_limit=time_limit,
                          seed=seed, max_pixels=max_pixels)
     try:
-        if output is not None:  # the picture's name is checked before the encode, not after it
-            check_image_output(output)
-            _refuse_overwrite(output, force)
+        for path in (output, rd):  # the picture's and the plot's names are checked before the encode
+            if path is not None:
+                check_image_output(path)
+                _refuse_overwrite(path, force)
+        if rd is not None:
+            if output is not None:
+                raise AsmrError("--rd writes a plot; -o writes one rate's picture: run them apart")
+            check_plotting()
+            bpps = _parse_bpps(rd_bpps)
         box = _parse_crop(crop)
         is_clip = _holds_clip_input(input)
         names = tuple(c.strip().lower() for c in codecs.split(",") if c.strip()) if codecs is not None else (
             CLIP_CODECS if is_clip else IMAGE_CODECS)
+        if not is_clip and (frames is not None or frame is not None):
+            raise AsmrError(f"{input}: --frames and --frame are for a clip; this is an image")
+        kw = dict(codecs=names, crop=box)
         if is_clip:
-            result = compare_clip(input, opts, names, box, frame, parse_frames(frames))
+            kw.update(frame=frame, frames=parse_frames(frames))
+        if rd is not None:
+            sweep = rate_distortion(input, opts, bpps, clip=is_clip, **kw)
+            write_rd_plot(sweep, rd)
         else:
-            if frames is not None or frame is not None:
-                raise AsmrError(f"{input}: --frames and --frame are for a clip; this is an image")
-            result = compare_image(input, opts, names, box)
-        if output is not None:
-            write_picture(result, output)
+            result = (compare_clip if is_clip else compare_image)(input, opts, **kw)
+            if output is not None:
+                write_picture(result, output)
     except AsmrError as exc:
         _fail(exc)
+        return
+    if rd is not None:
+        if as_json:
+            _print_json({"input": str(input), "plot": str(rd), "rates": [r.as_json() for r in sweep]})
+            return
+        for r in sweep:
+            _print_compare(r, None)
+        Console(highlight=False).print(f"rate-distortion plot: {rd}", markup=False)
         return
     if as_json:
         obj = result.as_json()
@@ -319,6 +351,16 @@ def compare(
         _print_json(obj)
         return
     _print_compare(result, output)
+
+
+def _parse_bpps(text: str) -> tuple[float, ...]:
+    try:
+        bpps = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        bpps = ()
+    if not bpps or any(not b > 0 for b in bpps):
+        raise AsmrError(f"--rd-bpps {text!r}: expected positive rates, e.g. 0.25,0.5,1")
+    return bpps
 
 
 def _parse_crop(crop: Optional[str]):

@@ -186,3 +186,29 @@ def test_clip_compare_refuses_a_frame_outside_and_image_codecs(tmp_path):
     assert r.exit_code == 1 and "--codecs jpeg" in r.output
     r = runner.invoke(app, ["compare", str(KODIM), "--frame", "1"])
     assert r.exit_code == 1 and "for a clip" in r.output
+
+
+# -- --rd: the rate-distortion sweep and its plot ---------------------------------------------------------
+
+@pytest.mark.slow
+def test_rd_sweep_writes_the_plot(tmp_path):
+    plot = tmp_path / "rd.png"
+    r = runner.invoke(app, ["compare", str(KODIM), "--iters", "5", "--rd", str(plot), "--rd-bpps", "0.5,1",
+                            "--codecs", "jpeg,webp", "--json"])
+    assert r.exit_code == 0, r.output
+    obj = json.loads(r.stdout)
+    assert obj["plot"] == str(plot) and len(obj["rates"]) == 2
+    for rate, bpp in zip(obj["rates"], (0.5, 1)):
+        asmr = rate["codecs"][0]
+        assert asmr["codec"] == "asmr" and asmr["bpp"] == pytest.approx(bpp, rel=0.06)
+        assert all(c["bytes"] <= rate["target_bytes"] for c in rate["codecs"])
+    with Image.open(plot) as im:
+        assert im.format == "PNG" and im.size[0] > 300
+
+
+def test_rd_refuses_a_picture_and_bad_rates(tmp_path):
+    r = runner.invoke(app, ["compare", str(KODIM), "--rd", str(tmp_path / "rd.png"), "-o", str(tmp_path / "c.png")])
+    assert r.exit_code == 1 and "--rd" in r.output
+    r = runner.invoke(app, ["compare", str(KODIM), "--rd", str(tmp_path / "rd.png"), "--rd-bpps", "0.5,x"])
+    assert r.exit_code == 1 and "--rd-bpps" in r.output
+    assert list(tmp_path.iterdir()) == []
