@@ -13,7 +13,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..core.errors import AsmrError
-from ..io.files import output_in, output_path, read_input, refuse_overwrite
+from ..io.files import names_folder, output_in, output_path, read_input, refuse_overwrite
 from ..io.media import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -261,9 +261,10 @@ def stats(
 def compare(
     input: Path = typer.Argument(..., help="Image (PNG, JPEG, WebP, TIFF, ...) or clip (MP4, WebM, Y4M, ...) to "
                                            "compare on."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="Write the side-by-side picture here (.png .webp .jpg .tif): the "
-                                               "same crop of the original and of each codec, labelled."),
+    output: Optional[str] = typer.Option(None, "-o", "--output",
+                                         help="Write the side-by-side picture here (.png .webp .jpg .tif, or a "
+                                              "folder/ for NAME-compare.png): the same crop of the original and "
+                                              "of each codec, labelled."),
     bpp: Optional[float] = typer.Option(None, "--bpp", help="asmr's target bits per pixel (within 5%)."),
     size: Optional[int] = typer.Option(None, "--size", help="asmr's largest file size in bytes."),
     quality: Optional[float] = typer.Option(None, "-q", "--quality", help="asmr's quality 0-100 (default 75)."),
@@ -308,6 +309,8 @@ def compare(
     opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, iters=iters, time_limit=time_limit,
                          seed=seed, max_pixels=max_pixels)
     try:
+        if output is not None:
+            output = output_in(input, output, "-compare.png") if names_folder(output) else Path(output)
         for path in (output, rd):  # the picture's and the plot's names are checked before the encode
             if path is not None:
                 check_image_output(path)

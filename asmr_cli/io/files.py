@@ -33,7 +33,8 @@ def output_in(inp: Path, out: str | Path | None, suffix: str) -> Path:
         folder = Path(out)
         if not folder.is_dir():
             raise AsmrError(f"{out}: no such folder")
-        return folder / output_path(inp, None, suffix).name
+        name = Path(inp).name if Path(inp).is_dir() else Path(inp).stem
+        return folder / f"{name}{suffix}"
     return output_path(inp, Path(out) if out is not None else None, suffix)
 
 

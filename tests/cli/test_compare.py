@@ -212,3 +212,12 @@ def test_rd_refuses_a_picture_and_bad_rates(tmp_path):
     r = runner.invoke(app, ["compare", str(KODIM), "--rd", str(tmp_path / "rd.png"), "--rd-bpps", "0.5,x"])
     assert r.exit_code == 1 and "--rd-bpps" in r.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_picture_into_a_folder(tmp_path):
+    r = runner.invoke(app, ["compare", str(KODIM), "--iters", "5", "--codecs", "jpeg", "-o", f"{tmp_path}/"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "kodim23_small-compare.png").is_file()
+    r = runner.invoke(app, ["compare", str(KODIM), "--iters", "5", "-o", f"{tmp_path}/missing/"])
+    assert r.exit_code == 1 and "no such folder" in r.output
