@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -329,13 +330,16 @@ def compare(
         kw = dict(codecs=names, crop=box)
         if is_clip:
             kw.update(frame=frame, frames=parse_frames(frames))
+        with _encode_progress() as progress:
+            kw.update(progress=progress)
+            if rd is not None:
+                sweep = rate_distortion(input, opts, bpps, clip=is_clip, **kw)
+            else:
+                result = (compare_clip if is_clip else compare_image)(input, opts, **kw)
         if rd is not None:
-            sweep = rate_distortion(input, opts, bpps, clip=is_clip, **kw)
             write_rd_plot(sweep, rd)
-        else:
-            result = (compare_clip if is_clip else compare_image)(input, opts, **kw)
-            if output is not None:
-                write_picture(result, output)
+        elif output is not None:
+            write_picture(result, output)
     except AsmrError as exc:
         _fail(exc)
         return
@@ -354,6 +358,25 @@ def compare(
         _print_json(obj)
         return
     _print_compare(result, output)
+
+
+@contextmanager
+def _encode_progress():
+    """asmr's training as a progress bar on a terminal (the other codecs take moments): the
+    callback the encoders take, or None where stderr is not a terminal."""
+    if not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("asmr encoding"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[psnr]}"), TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("fit", total=1, psnr="")
+
+        def progress(step: int, total: int, db: float) -> None:
+            bar.update(task, completed=step, total=total, psnr=f"{db:.2f} dB")
+
+        yield progress
 
 
 def _parse_bpps(text: str) -> tuple[float, ...]:
