@@ -44,14 +44,17 @@ def decode_video(data: bytes, frames: FrameRange | None = None, max_pixels: int 
 
 def render_clip(data: bytes, frames: FrameRange | None = None, size: tuple[int, int] | None = None,
                 scale: float | None = None, width: int | None = None, height: int | None = None,
-                region: tuple[int, int, int, int] | None = None, max_pixels: int | None = None) -> Clip:
+                region: tuple[int, int, int, int] | None = None, max_pixels: int | None = None,
+                frame_pixels: int | None = None) -> Clip:
     """`decode_video` at any frame size and for any region of the frame (render_image's
-    options); the time axis stays on its grid."""
+    options); the time axis stays on its grid. `max_pixels` limits the samples of the
+    whole render, `frame_pixels` (`--max-pixels`) the pixels of each rendered frame."""
     f, family, limit, fps = _clip_file(data, max_pixels)
     t, h, w = f.header.sizes
     start, end = (frames or FrameRange()).resolve(t)
     ow, oh = output_size(w, h, size, scale, width, height)
-    x, y, rw, rh = check_region(region, ow, oh, max(1, limit // (end - start)))
+    per_frame = max(1, limit // (end - start))
+    x, y, rw, rh = check_region(region, ow, oh, per_frame if frame_pixels is None else min(per_frame, frame_pixels))
     family.check_decodable(f.header, limit)
     return Clip(family.render_frames(f, start, end, (oh, ow), (y, x), (y + rh, x + rw)), fps)
 
@@ -70,6 +73,15 @@ def read_video_stats(data: bytes, ref: Path | None = None, frames: FrameRange | 
         per_frame = frame_psnr(original.frames, decoded.frames)
         stats.update(psnr=round(float(np.mean(per_frame)), 3), psnr_min=round(float(np.min(per_frame)), 3))
     return stats
+
+
+def check_frame_pixels(data: bytes, max_pixels: int) -> None:
+    """`--max-pixels` for a clip: a limit on each frame's pixels, checked from the header."""
+    f, _ = loads(data)
+    t, h, w = f.header.sizes
+    if w * h > max_pixels:
+        raise AsmrError(f"the file declares frames of {w}x{h} = {w * h} pixels, over the {max_pixels}-pixel limit "
+                        "(raise it with --max-pixels)")
 
 
 def holds_video(data: bytes) -> bool:

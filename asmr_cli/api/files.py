@@ -10,33 +10,36 @@ import time
 from pathlib import Path
 
 from ..core.errors import AsmrError
-from ..io.files import output_path, read_input, refuse_folder_overwrite, refuse_overwrite
+from ..io.files import output_in, output_path, read_input, refuse_folder_overwrite, refuse_overwrite
 from ..io.media import DEFAULT_MAX_PIXELS
 
 
 def decode_file(src: Path, out: str | Path | None = None, force: bool = False, frames: str | None = None,
                 size: str | None = None, scale: float | None = None, width: int | None = None,
                 height: int | None = None, region: str | None = None,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
-    """Decode `src` to `out` (default: beside it, .png for an image, .mp4 for a clip) and
-    return the summary `--json` prints. `size` and `region` are the command line's strings;
-    `frames` (START:END) applies to clips. Raises AsmrError."""
+                max_pixels: int = DEFAULT_MAX_PIXELS, fmt: str | None = None) -> dict:
+    """Decode `src` to `out` (default: beside it, .png for an image, .mp4 for a clip, or
+    what `fmt` picks: output_formats) and return the summary `--json` prints. `size` and
+    `region` are the command line's strings; `frames` (START:END) applies to clips. An
+    image's `out` naming a folder (`dir/`) gets the default name inside it; a clip's is a
+    folder of frames. Raises AsmrError."""
     from ..io.sizes import parse_region, parse_size
     from .clips import holds_video
 
     start = time.perf_counter()
     src = Path(src)
     folder = isinstance(out, str) and out.endswith(("/", os.sep))  # Path() would drop the slash
-    out = Path(out) if out is not None else None
+    image_ext, clip_ext = output_formats(fmt)
     resize = dict(size=parse_size(size) if size is not None else None, scale=scale, width=width,
                   height=height, region=parse_region(region) if region is not None else None)
     data = read_input(src)
     if holds_video(data):
-        return _decode_clip(data, src, out, force, frames, resize, start, folder)
+        return _decode_clip(data, src, Path(out) if out is not None else None, force, frames, resize, start, folder,
+                            clip_ext, max_pixels)
     from ..io.media import check_image_output, write_image
     from .images import render_image
 
-    out = output_path(src, out, ".png")
+    out = output_in(src, out, image_ext)
     refuse_overwrite(out, force)
     check_image_output(out)
     raster = render_image(data, **resize, max_pixels=max_pixels)
@@ -45,13 +48,38 @@ def decode_file(src: Path, out: str | Path | None = None, force: bool = False, f
             "decode_seconds": round(time.perf_counter() - start, 4)}
 
 
+def output_formats(fmt: str | None) -> tuple[str, str]:
+    """`--format`'s (image extension, clip extension): a comma-separated list whose first
+    image format is the images' and first video format the clips' (png and webp are both:
+    a clip in them is an animated PNG or WebP); .png and .mp4 where none is given."""
+    if not fmt:
+        return ".png", ".mp4"
+    from ..io.media import IMAGE_WRITE_EXTS
+    from ..io.video import VIDEO_WRITE_EXTS
+
+    image_ext = clip_ext = None
+    for item in (fmt or "").split(","):
+        ext = "." + item.strip().lower().lstrip(".")
+        if ext == ".":
+            continue
+        if ext not in IMAGE_WRITE_EXTS and ext not in VIDEO_WRITE_EXTS:
+            formats = sorted(e.lstrip(".") for e in IMAGE_WRITE_EXTS | VIDEO_WRITE_EXTS)
+            raise AsmrError(f"--format {item.strip()}: expected one of {', '.join(formats)}")
+        if ext in IMAGE_WRITE_EXTS and image_ext is None:
+            image_ext = ext
+        if ext in VIDEO_WRITE_EXTS and clip_ext is None:
+            clip_ext = ext
+    return image_ext or ".png", clip_ext or ".mp4"
+
+
 def _decode_clip(data: bytes, src: Path, out: Path | None, force: bool, frames: str | None, resize: dict,
-                 start: float, folder: bool = False) -> dict:
+                 start: float, folder: bool = False, suffix: str = ".mp4",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
     from ..io.clips import parse_frames
     from ..io.video import FRAME_EXTS, is_frame_folder, is_video_output, video_outputs, write_video
-    from .clips import decode_video, render_clip
+    from .clips import check_frame_pixels, decode_video, render_clip
 
-    out = output_path(src, out, ".mp4")
+    out = output_path(src, out, suffix)
     if not is_video_output(out, folder):
         raise AsmrError(f"{out}: this file holds a video; write it to {video_outputs()}")
     if is_frame_folder(out, folder):
@@ -59,8 +87,9 @@ def _decode_clip(data: bytes, src: Path, out: Path | None, force: bool, frames: 
     else:
         refuse_overwrite(out, force)
     selected = parse_frames(frames)
+    check_frame_pixels(data, max_pixels)
     if any(v is not None for v in resize.values()):
-        clip = render_clip(data, selected, **resize)
+        clip = render_clip(data, selected, **resize, frame_pixels=max_pixels)
     else:
         clip = decode_video(data, selected)
     write_video(out, clip, folder)

@@ -28,14 +28,14 @@ class DecodeOptions:
     max_pixels: int | None = None  # None: media.DEFAULT_MAX_PIXELS
 
 
-def read_clip(path: Path, frames: str | None):
-    """The clip to encode, or None when the input is an image."""
+def read_clip(path: Path, frames: str | None, max_pixels: int | None = None):
+    """The clip to encode, or None when the input is an image; `max_pixels` limits each frame."""
     from ..io.clips import parse_frames
     from ..io.video import is_video_path, read_video
 
     if not is_video_path(path) and frames is None:
         return None
-    return read_video(path, parse_frames(frames))
+    return read_video(path, parse_frames(frames), max_pixels=max_pixels)
 
 
 def encode_any(raster, clip, opts, progress=None):
@@ -49,20 +49,22 @@ def encode_path(path: Path, opts, frames: str | None = None):
     """An image or clip file (or a folder of frames) -> api.EncodeResult, as `asmr encode` does it."""
     from ..io.media import read_image
 
-    clip = read_clip(path, frames)
+    clip = read_clip(path, frames, opts.max_pixels)
     raster = read_image(path, opts.max_pixels) if clip is None else None
     return encode_any(raster, clip, opts)
 
 
-def output_suffix(data: bytes) -> str:
-    """The default output extension of a decode: .mp4 for a clip, .png for an image (and
-    for bytes that do not parse: the decode reports why)."""
+def output_suffix(data: bytes, fmt: str | None = None) -> str:
+    """The output extension of a decode: .mp4 for a clip, .png for an image (and for bytes
+    that do not parse: the decode reports why), or what `--format` picks."""
     from ..api import holds_video
+    from ..api.files import output_formats
 
+    image_ext, clip_ext = output_formats(fmt)
     try:
-        return ".mp4" if holds_video(data) else ".png"
+        return clip_ext if holds_video(data) else image_ext
     except AsmrError:
-        return ".png"
+        return image_ext
 
 
 def output_parses(path: Path) -> bool:

@@ -129,10 +129,11 @@ def _noun(kind: str) -> str:
 
 
 def plan_batch(kind: str, inputs: Iterable, output_dir: Path | str | None = None, *,
-               recursive: bool = False, force: bool = False) -> Batch:
+               recursive: bool = False, force: bool = False, fmt: str | None = None) -> Batch:
     """The jobs for these inputs. Outputs go beside the inputs, or with `output_dir` into a
     tree under it that mirrors the inputs' (from the folder that all inputs share). An
-    output that exists and parses is skipped unless `force`."""
+    output that exists and parses is skipped unless `force`. `fmt`: decode's `--format`
+    (api.files.output_formats), the outputs' extensions."""
     from .jobs import output_parses, output_suffix
 
     if kind not in ("encode", "decode"):
@@ -147,9 +148,9 @@ def plan_batch(kind: str, inputs: Iterable, output_dir: Path | str | None = None
         suffix = ".asmr"
         if kind == "decode":
             try:
-                suffix = output_suffix(path.read_bytes())
+                suffix = output_suffix(path.read_bytes(), fmt)
             except OSError:
-                suffix = ".png"  # the job reports why the input cannot be read
+                suffix = output_suffix(b"", fmt)  # the job reports why the input cannot be read
         if out_root is None:
             out = path.with_suffix(suffix)
         else:

@@ -344,9 +344,10 @@ def encode_many(inputs: Iterable, output_dir: Path | str | None = None, options=
 
 def decode_many(inputs: Iterable, output_dir: Path | str | None = None, options: DecodeOptions | None = None,
                 *, recursive: bool = False, force: bool = False, jobs: int | None = None,
-                threads: int | None = None, ray: str | None = None,
+                threads: int | None = None, ray: str | None = None, fmt: str | None = None,
                 on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
-    """`asmr decode` over many .asmr files: images to .png, clips to .mp4."""
-    batch = plan_batch("decode", inputs, output_dir, recursive=recursive, force=force)
+    """`asmr decode` over many .asmr files: images to .png, clips to .mp4 (or `fmt`, as
+    `--format`: api.files.output_formats)."""
+    batch = plan_batch("decode", inputs, output_dir, recursive=recursive, force=force, fmt=fmt)
     return run_batch(batch, Task("decode", options or DecodeOptions()), jobs=jobs, threads=threads,
                      ray=ray, on_result=on_result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -13,11 +14,12 @@ from rich.console import Console
 
 from .. import __version__
 from ..core.errors import AsmrError
-from ..io.files import output_path, read_input, refuse_overwrite
+from ..io.files import names_folder, output_in, output_path, read_input, refuse_overwrite
 from ..io.media import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Compress images with ASMR coordinate networks.")
+                  help="Compress images and video clips into small .asmr files (neural representations), "
+                       "decode them at any size, and compare with JPEG, WebP and AVIF on your own image.")
 err = Console(stderr=True, highlight=False)
 _debug = False
 
@@ -80,9 +82,9 @@ def encode(
                                         help="Image (PNG, JPEG, WebP, TIFF, ...) or video (MP4, MOV, MKV, WebM, "
                                              "GIF, Y4M, a folder of numbered frames) to compress. Several inputs, "
                                              "a glob or --recursive make a batch (docs/batch.md)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="Output .asmr (default: next to the input); for a batch, a folder "
-                                               "that mirrors the inputs' tree."),
+    output: Optional[str] = typer.Option(None, "-o", "--output",
+                                         help="Output .asmr (default: next to the input), or a folder/ to write it "
+                                              "in; for a batch, a folder that mirrors the inputs' tree."),
     preset: str = typer.Option("default", "--preset", "-p", help="Effort: fast | default | high."),
     quality: Optional[float] = typer.Option(None, "-q", "--quality",
                                             help="0-100, higher is larger and better (default 75)."),
@@ -116,7 +118,7 @@ def encode(
     threads: Optional[int] = typer.Option(None, "--threads", help="Batch: torch threads per job (default: cores "
                                                                   "/ jobs; with --ray 1 CPU per task)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Batch: run the jobs on the Ray cluster at ADDRESS "
-                                                          "(host:port, ray://..., or auto); needs asmr[ray]."),
+                                                          "(host:port, ray://..., or auto); needs asmr\\[ray]."),
 ) -> None:
     """Fit a network to an image or a clip and write it as an .asmr file."""
     from ..api import EncodeOptions
@@ -126,15 +128,16 @@ def encode(
                          latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
                          device=device, max_pixels=max_pixels, model=model)  # one file and a batch alike
     if _is_batch(inputs, recursive, ray):
-        _run_batch("encode", inputs, output, opts, frames, recursive, force, jobs, threads, ray, quiet, as_json)
+        _run_batch("encode", inputs, Path(output) if output is not None else None, opts, frames, recursive, force,
+                   jobs, threads, ray, quiet, as_json)
         return
     input = inputs[0]
 
     try:
-        out = _output_path(input, output, ".asmr")
+        out = output_in(input, output, ".asmr")
         _refuse_media_name(out)
         _refuse_overwrite(out, force)
-        clip = _read_clip(input, frames)
+        clip = _read_clip(input, frames, max_pixels)
         raster = read_image(input, max_pixels) if clip is None else None
         show = not quiet and err.is_terminal
         if show:
@@ -170,8 +173,12 @@ def decode(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image (.png .jpg .webp .tif) or "
                                          "video (.mp4 .mov .mkv .avi .webm .gif .y4m, or a folder/ for PNG frames); "
                                          "for a batch, a folder that mirrors the inputs' tree (images .png, videos "
-                                         ".mp4)."),
+                                         ".mp4, or --format)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Output format without -o, and a batch's: png, jpg, "
+                                      "webp or tif for images, mp4, webm, mov, mkv, avi, gif, y4m, webp or apng for "
+                                      "clips (png, webp: animated); e.g. --format webp, or jpg,webm for both "
+                                      "(default png and mp4)."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: decode frames START:END only."),
     size: Optional[str] = typer.Option(None, "--size", help="Render at WIDTHxHEIGHT, e.g. 1536x1024."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Render at this scale, e.g. 2 or 0.25."),
@@ -185,11 +192,11 @@ def decode(
     jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help="Batch: worker processes (default: one per core)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Batch: threads per job."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Batch: run the jobs on the Ray cluster at ADDRESS "
-                                                          "(host:port, ray://..., or auto); needs asmr[ray]."),
+                                                          "(host:port, ray://..., or auto); needs asmr\\[ray]."),
     quiet: bool = typer.Option(False, "--quiet", help="Batch: no progress display or per-file lines."),
 ) -> None:
     """Rebuild the network and render the image (at any size, or only a region)."""
-    from ..api.files import decode_file
+    from ..api.files import decode_file, output_formats
 
     if _is_batch(inputs, recursive, ray):
         from ..batch.jobs import DecodeOptions
@@ -203,14 +210,19 @@ def decode(
         except AsmrError as exc:
             _fail(exc)
             return
+        try:
+            output_formats(fmt)
+        except AsmrError as exc:
+            _fail(exc)
+            return
         opts = DecodeOptions(frames, size, scale, width, height, region, max_pixels)
         _run_batch("decode", inputs, Path(output) if output is not None else None, opts, None, recursive, force,
-                   jobs, threads, ray, quiet, as_json)
+                   jobs, threads, ray, quiet, as_json, fmt)
         return
     input = inputs[0]
 
     try:
-        summary = decode_file(input, output, force, frames, size, scale, width, height, region, max_pixels)
+        summary = decode_file(input, output, force, frames, size, scale, width, height, region, max_pixels, fmt)
     except AsmrError as exc:
         _fail(exc)
         return
@@ -246,13 +258,188 @@ def stats(
     Console(highlight=False).print(table)
 
 
+@app.command()
+def compare(
+    input: Path = typer.Argument(..., help="Image (PNG, JPEG, WebP, TIFF, ...) or clip (MP4, WebM, Y4M, ...) to "
+                                           "compare on."),
+    output: Optional[str] = typer.Option(None, "-o", "--output",
+                                         help="Write the side-by-side picture here (.png .webp .jpg .tif, or a "
+                                              "folder/ for NAME-compare.png): the same crop of the original and "
+                                              "of each codec, labelled."),
+    bpp: Optional[float] = typer.Option(None, "--bpp", help="asmr's target bits per pixel (within 5%)."),
+    size: Optional[int] = typer.Option(None, "--size", help="asmr's largest file size in bytes."),
+    quality: Optional[float] = typer.Option(None, "-q", "--quality", help="asmr's quality 0-100 (default 75)."),
+    preset: str = typer.Option("default", "--preset", "-p", help="asmr's effort: fast | default | high."),
+    iters: Optional[int] = typer.Option(None, "--iters", help="asmr's training steps."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop asmr's training after about this "
+                                                                          "many seconds."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of asmr's encode."),
+    codecs: Optional[str] = typer.Option(None, "--codecs", help="The codecs to compare with, comma-separated "
+                                                                "(default: jpeg,webp,avif for an image, "
+                                                                "x264,x265,vp9 for a clip)."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Clip: compare frames START:END only."),
+    frame: Optional[int] = typer.Option(None, "--frame", help="Clip: the frame the picture shows (default: the "
+                                                              "middle one)."),
+    crop: Optional[str] = typer.Option(None, "--crop", help="The picture's crop X,Y,WIDTH,HEIGHT (default: the "
+                                                            "region with the most detail)."),
+    rd: Optional[Path] = typer.Option(None, "--rd", help="Sweep asmr's rate over --rd-bpps instead of one rate, "
+                                                         "print a table per rate and write the rate-distortion "
+                                                         "plot (PSNR against bpp, every codec) here (.png)."),
+    rd_bpps: str = typer.Option("0.25,0.5,0.75,1", "--rd-bpps", help="The rates of --rd, in bits per pixel."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger inputs."),
+    force: bool = typer.Option(False, "-f", "--force", help="Overwrite the picture or the plot."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout instead of the table."),
+) -> None:
+    """Encode an image (or clip) with asmr, then JPEG, WebP and AVIF (x264, x265, VP9) at the same size, and show
+    the trade-off: one table, and with -o the same crop side by side."""
+    from ..api import EncodeOptions
+    from ..api.compare import (
+        CLIP_CODECS,
+        IMAGE_CODECS,
+        check_plotting,
+        compare_clip,
+        compare_image,
+        picture_layout,
+        rate_distortion,
+        write_picture,
+        write_rd_plot,
+    )
+    from ..io.clips import parse_frames
+    from ..io.media import check_image_output
+
+    opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, iters=iters, time_limit=time_limit,
+                         seed=seed, max_pixels=max_pixels)
+    try:
+        if output is not None:
+            output = output_in(input, output, "-compare.png") if names_folder(output) else Path(output)
+        for path in (output, rd):  # the picture's and the plot's names are checked before the encode
+            if path is not None:
+                check_image_output(path)
+                _refuse_overwrite(path, force)
+        if rd is not None:
+            if output is not None:
+                raise AsmrError("--rd writes a plot; -o writes one rate's picture: run them apart")
+            check_plotting()
+            bpps = _parse_bpps(rd_bpps)
+        box = _parse_crop(crop)
+        is_clip = _holds_clip_input(input)
+        names = tuple(c.strip().lower() for c in codecs.split(",") if c.strip()) if codecs is not None else (
+            CLIP_CODECS if is_clip else IMAGE_CODECS)
+        if not is_clip and (frames is not None or frame is not None):
+            raise AsmrError(f"{input}: --frames and --frame are for a clip; this is an image")
+        kw = dict(codecs=names, crop=box)
+        if is_clip:
+            kw.update(frame=frame, frames=parse_frames(frames))
+        with _encode_progress() as progress:
+            kw.update(progress=progress)
+            if rd is not None:
+                sweep = rate_distortion(input, opts, bpps, clip=is_clip, **kw)
+            else:
+                result = (compare_clip if is_clip else compare_image)(input, opts, **kw)
+        if rd is not None:
+            write_rd_plot(sweep, rd)
+        elif output is not None:
+            write_picture(result, output)
+    except AsmrError as exc:
+        _fail(exc)
+        return
+    if rd is not None:
+        if as_json:
+            _print_json({"input": str(input), "plot": str(rd), "rates": [r.as_json() for r in sweep]})
+            return
+        for r in sweep:
+            _print_compare(r, None)
+        Console(highlight=False).print(f"rate-distortion plot: {rd}", markup=False)
+        return
+    if as_json:
+        obj = result.as_json()
+        if output is not None:
+            obj["picture"] = {"path": str(output), **picture_layout(result)}
+        _print_json(obj)
+        return
+    _print_compare(result, output)
+
+
+@contextmanager
+def _encode_progress():
+    """asmr's training as a progress bar on a terminal (the other codecs take moments): the
+    callback the encoders take, or None where stderr is not a terminal."""
+    if not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("asmr encoding"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[psnr]}"), TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("fit", total=1, psnr="")
+
+        def progress(step: int, total: int, db: float) -> None:
+            bar.update(task, completed=step, total=total, psnr=f"{db:.2f} dB")
+
+        yield progress
+
+
+def _parse_bpps(text: str) -> tuple[float, ...]:
+    try:
+        bpps = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        bpps = ()
+    if not bpps or any(not b > 0 for b in bpps):
+        raise AsmrError(f"--rd-bpps {text!r}: expected positive rates, e.g. 0.25,0.5,1")
+    return bpps
+
+
+def _parse_crop(crop: Optional[str]):
+    from ..io.sizes import parse_region
+
+    if crop is None:
+        return None
+    try:
+        return parse_region(crop)
+    except AsmrError as exc:
+        raise AsmrError(str(exc).replace("--region", "--crop", 1)) from None
+
+
+def _holds_clip_input(path: Path) -> bool:
+    from ..io.video import is_video_path
+
+    return path.exists() and is_video_path(path)
+
+
+def _print_compare(result, picture: Optional[Path]) -> None:
+    from rich.table import Table
+
+    shape = f"{result.width}x{result.height}" + (f", {result.frames} frames" if result.frames is not None else "")
+    table = Table(title=f"{result.input}: {shape}, every codec at most {result.target_bytes:,} bytes (asmr's size)",
+                  title_justify="left")
+    for col in ("codec", "setting", "bytes", "bpp", "PSNR dB", "SSIM", "encode s", "decode s"):
+        table.add_column(col, justify="left" if col in ("codec", "setting") else "right")
+    notes = list(result.notes)
+    for r in result.results:
+        if r.bytes is None:
+            table.add_row(r.name, "-", "-", "-", "-", "-", "-", "-")
+        else:
+            table.add_row(r.name, r.setting, f"{r.bytes:,}", f"{r.bpp:.3f}", f"{r.psnr:.2f}", f"{r.ssim:.4f}",
+                          f"{r.encode_seconds:.3f}", f"{r.decode_seconds:.4f}")
+        if r.note:
+            notes.append(f"{r.name}: {r.note}")
+    out = Console(highlight=False)
+    out.print(table, markup=False)
+    for n in notes:
+        out.print(f"note: {n}", markup=False)
+    if picture is not None:
+        x, y, w, h = result.crop
+        at = f"frame {result.frame}, " if result.frame is not None else ""
+        out.print(f"picture: {picture} ({at}crop {x},{y},{w},{h})", markup=False)
+
+
 # -- video: dispatch helpers (a clip is read, encoded and written by video.py and codec.py) --
 
-def _read_clip(path: Path, frames: Optional[str]):
+def _read_clip(path: Path, frames: Optional[str], max_pixels: Optional[int] = None):
     """The clip to encode, or None when the input is an image."""
     from ..batch.jobs import read_clip
 
-    return read_clip(path, frames)
+    return read_clip(path, frames, max_pixels)
 
 
 def _encode_any(raster, clip, opts, progress=None):
@@ -317,7 +504,7 @@ def _is_batch(inputs: list[Path], recursive: bool, ray: Optional[str]) -> bool:
 
 def _run_batch(kind: str, inputs: list[Path], output: Optional[Path], opts, frames: Optional[str],
                recursive: bool, force: bool, jobs: Optional[int], threads: Optional[int], ray: Optional[str],
-               quiet: bool, as_json: bool) -> None:
+               quiet: bool, as_json: bool, fmt: Optional[str] = None) -> None:
     """One progress display for the batch, a line per file, `--json` one object per file and
     a summary; exit 1 at the end if any file failed."""
     import time
@@ -327,7 +514,7 @@ def _run_batch(kind: str, inputs: list[Path], output: Optional[Path], opts, fram
 
     start = time.perf_counter()
     try:
-        batch = plan_batch(kind, inputs, output, recursive=recursive, force=force)
+        batch = plan_batch(kind, inputs, output, recursive=recursive, force=force, fmt=fmt)
     except AsmrError as exc:
         _fail(exc)
         return

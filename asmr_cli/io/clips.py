@@ -76,8 +76,8 @@ def parse_frames(text: str | None) -> FrameRange | None:
 class Collector:
     """Keeps frames [start, end) of a stream, checks size and the sample limit."""
 
-    def __init__(self, path: Path, rng: FrameRange, max_samples: int):
-        self.path, self.rng, self.max_samples = path, rng, max_samples
+    def __init__(self, path: Path, rng: FrameRange, max_samples: int, max_pixels: int | None = None):
+        self.path, self.rng, self.max_samples, self.max_pixels = path, rng, max_samples, max_pixels
         self.index, self.frames = 0, []
 
     @property
@@ -85,6 +85,9 @@ class Collector:
         return self.rng.end is not None and self.index >= self.rng.end
 
     def add(self, frame: np.ndarray) -> None:
+        if self.max_pixels is not None and frame.shape[0] * frame.shape[1] > self.max_pixels:
+            raise AsmrError(f"{self.path}: frames of {frame.shape[1]}x{frame.shape[0]} are over the "
+                            f"{self.max_pixels}-pixel limit (raise it with --max-pixels)")
         if self.rng.start <= self.index and not self.done:
             if self.frames and frame.shape != self.frames[0].shape:
                 raise AsmrError(f"{self.path}: frame {self.index} is {frame.shape[1]}x{frame.shape[0]}, "

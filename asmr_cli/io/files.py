@@ -3,6 +3,7 @@ here: the light `asmr decode` entry uses them as well as the typer commands)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..core.errors import AsmrError
@@ -15,6 +16,26 @@ def output_path(inp: Path, out: Path | None, suffix: str) -> Path:
         return Path(out)
     inp = Path(inp)
     return inp.with_name(inp.name + suffix) if inp.is_dir() else inp.with_suffix(suffix)
+
+
+def names_folder(out: str | Path | None) -> bool:
+    """Whether an output names a folder: written with a trailing slash (a str: Path drops
+    the slash), or an existing folder."""
+    if out is None:
+        return False
+    return (isinstance(out, str) and out.endswith(("/", os.sep))) or Path(out).is_dir()
+
+
+def output_in(inp: Path, out: str | Path | None, suffix: str) -> Path:
+    """output_path, where an output that names a folder (`-o dir/`) gets the input's
+    default name inside it; a folder that does not exist is refused before any work."""
+    if names_folder(out):
+        folder = Path(out)
+        if not folder.is_dir():
+            raise AsmrError(f"{out}: no such folder")
+        name = Path(inp).name if Path(inp).is_dir() else Path(inp).stem
+        return folder / f"{name}{suffix}"
+    return output_path(inp, Path(out) if out is not None else None, suffix)
 
 
 def refuse_overwrite(out: Path, force: bool) -> None:

@@ -106,7 +106,19 @@ def _read_png16_av(path: Path) -> np.ndarray:
         raise AsmrError(f"{path}: cannot decode 16-bit PNG ({exc})") from None
 
 
-def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Raster:
+MULTI_IMAGE_FORMATS = {"TIFF": "a multi-page TIFF of {n} pages", "MPO": "an MPO of {n} images (a stereo pair or "
+                       "a picture with its previews)"}
+
+
+def _stderr_note(message: str) -> None:
+    import sys
+
+    sys.stderr.write(f"asmr: note: {message}\n")
+
+
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, note=_stderr_note) -> Raster:
+    """The image; a multi-page TIFF or an MPO is read as its first page (the primary
+    image), and `note` (default: a line on stderr) says so."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
@@ -122,6 +134,11 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Raster:
             if im.format in ANIMATED_IMAGE_FORMATS and getattr(im, "is_animated", False):
                 raise AsmrError(f"{path}: an animated {im.format} of {im.n_frames} frames, not a still image "
                                 "(asmr encode takes it as a clip)")  # never one frame of it in silence
+            pages = getattr(im, "n_frames", 1)
+            if im.format in MULTI_IMAGE_FORMATS and pages > 1 and note is not None:
+                what = MULTI_IMAGE_FORMATS[im.format].format(n=pages)
+                note(f"{path}: {what}; asmr reads the first (save the page you want as its own file "
+                     "to encode another)")
             if _png_16bit_colour(path):
                 return Raster(_read_png16_av(path).astype(np.uint16), 16)
             im.load()

@@ -55,8 +55,8 @@ def _y4m_header(line: bytes, path: Path) -> dict:
     return out
 
 
-def read_y4m(path: Path, rng: FrameRange, max_samples: int) -> Clip:
-    col = Collector(path, rng, max_samples)
+def read_y4m(path: Path, rng: FrameRange, max_samples: int, max_pixels: int | None = None) -> Clip:
+    col = Collector(path, rng, max_samples, max_pixels)
     try:
         with open(path, "rb") as fh:
             h = _y4m_header(fh.readline(200), path)

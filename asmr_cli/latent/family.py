@@ -79,10 +79,12 @@ def encode_image(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeRe
     stats = describe(header, len(enc.data), VERSION)
     unquantised = float_raster(enc.unquantised, (raster.height, raster.width), raster.bit_depth)
     stats.update(encode_seconds=round(time.perf_counter() - start, 3), iterations=enc.iterations,
-                 psnr=round(_psnr(raster, decoded), 3), psnr_unquantised=round(_psnr(raster, unquantised), 3),
+                 psnr=round(_psnr(raster, decoded), 3), psnr_float_latents=round(_psnr(raster, unquantised), 3),
                  target_bytes=target.budget_bytes, target_bpp=target.bpp, lam=enc.lam, weight_bits=enc.weight_bits,
                  latent_scale=round(enc.scale, 4),
                  estimated_seconds=None if enc.estimated_seconds is None else round(enc.estimated_seconds, 1))
+    # deprecated alias (docs/json.md): this format's float-latent PSNR is no quantisation loss
+    stats["psnr_unquantised"] = stats["psnr_float_latents"]
     return EncodeResult(enc.data, stats)
 
 
