@@ -77,7 +77,7 @@ def read_video_stats(data: bytes, ref: Path | None = None, frames: FrameRange | 
 
 def check_frame_pixels(data: bytes, max_pixels: int) -> None:
     """`--max-pixels` for a clip: a limit on each frame's pixels, checked from the header."""
-    f, _ = loads(data)
+    f = loads(data)
     t, h, w = f.header.sizes
     if w * h > max_pixels:
         raise AsmrError(f"the file declares frames of {w}x{h} = {w * h} pixels, over the {max_pixels}-pixel limit "

@@ -5,7 +5,6 @@ inputs, the `--json` keys."""
 import json
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +13,9 @@ from typer.testing import CliRunner
 
 from asmr_cli.cli.app import app
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "samples"
-GOLDEN = ROOT / "tests" / "golden"
+from ..conftest import ROOT, SAMPLES, golden_files
+
+GOLDEN = golden_files()
 runner = CliRunner()
 
 
@@ -28,8 +27,8 @@ def _flat(text: str) -> str:
 @pytest.fixture
 def files(tmp_path):
     """A small image (format 3) and a small clip (format 4, 5 frames of 12x10)."""
-    shutil.copy(GOLDEN / "image_v3.asmr", tmp_path / "image.asmr")
-    shutil.copy(GOLDEN / "video_v4.asmr", tmp_path / "clip.asmr")
+    shutil.copy(GOLDEN["image_v3.asmr"], tmp_path / "image.asmr")
+    shutil.copy(GOLDEN["video_v4.asmr"], tmp_path / "clip.asmr")
     return tmp_path
 
 

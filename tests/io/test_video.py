@@ -219,7 +219,7 @@ def test_cli_y4m_mp4_and_errors(tmp_path, encoded):
         r = runner.invoke(app, ["decode", str(tmp_path / "c.asmr"), "-o", str(tmp_path / name)])
         assert r.exit_code == 0, r.output
         assert read_video(tmp_path / name).frames.shape == (5, 24, 32, 3)
-    r = runner.invoke(app, ["decode", str(tmp_path / "c.asmr"), "-o", str(tmp_path / "o.png")])
+    r = runner.invoke(app, ["decode", str(tmp_path / "c.asmr"), "-o", str(tmp_path / "o.jpg")])  # no frames in a JPEG
     assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1
     r = runner.invoke(app, ["decode", str(tmp_path / "c.asmr"), "-o", str(tmp_path / "x.y4m"), "--frames", "7:9"])
     assert r.exit_code == 1 and "no frames" in r.output
