@@ -123,6 +123,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, note=_stderr_no
 
     path = Path(path)
     check_input_path(path)
+    previous = Image.MAX_IMAGE_PIXELS  # Pillow's limit is process-wide: this read's only, restored below
     Image.MAX_IMAGE_PIXELS = max_pixels
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # the check below is one line
     try:
@@ -153,6 +154,8 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, note=_stderr_no
         raise AsmrError(f"{path}: not a recognised image") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise AsmrError(f"{path}: cannot read image ({exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
 
 
 def _from_pil(im, path: Path) -> Raster:

@@ -256,3 +256,18 @@ def test_one_frame_and_odd_sized_videos(tmp_path, frames, h, w):
     assert r.exit_code == 0, r.output
     got = json.loads(r.stdout)
     assert (got["frames"], got["width"], got["height"]) == (frames, w, h)
+
+
+def test_max_pixels_of_one_read_does_not_leak_into_the_next(tmp_path):
+    """Pillow's pixel limit is process-wide: a read with a small --max-pixels left it set,
+    and a later read in the same process (a batch, the test suite) failed."""
+    from PIL import Image
+
+    from asmr_cli.core.errors import AsmrError
+    from asmr_cli.io.media import read_image
+
+    before = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(AsmrError):
+        read_image(SAMPLES / "kodim23_small.png", max_pixels=100)
+    assert Image.MAX_IMAGE_PIXELS == before
+    assert read_image(SAMPLES / "kodim23_small.png").width == 192
