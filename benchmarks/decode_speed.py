@@ -1,0 +1,276 @@
+"""Decoder speed (issue 24): whole-process `asmr decode` beside `python -c "import numpy"` and
+Pillow's JPEG -> PNG round trip of the same picture, and where the time goes, by stage.
+
+    OMP_NUM_THREADS=1 python benchmarks/decode_speed.py            # kodim23 and carphone
+    OMP_NUM_THREADS=1 python benchmarks/decode_speed.py --large     # + a 3.4 MP photo (slow encode)
+
+The .asmr files are encoded once with a short fixed training (quality does not matter for
+decode speed, the rate does) and kept in benchmarks/out/decode_speed/:
+
+    asmr encode kodim23.png --bpp 0.5 --iters 60 --time-limit 100000
+    asmr encode carphone_pristine.mp4 --frames 0:120 --iters 40 --time-limit 100000
+    (--large: 4 x 3 Kodak images tiled, 2304 x 1536, --bpp 0.5 --iters 20)
+
+Whole-process times are the best of --repeat runs (3), one at a time. The per-stage table
+is one in-process decode after a warm-up, stage by stage and without the clip pipeline's
+second thread: parse, weights (the networks' tensors), entropy decoding split into the
+context network's predictions and the rest (range decoder, contexts, bookkeeping),
+synthesis split into the 2x upsampling and the rest (modulation, per-pixel MLP),
+conversion to integers, and writing the output. Prints markdown tables and the load
+average (this machine's 2 cores are shared with other sessions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+OUT = ROOT / "benchmarks" / "out" / "decode_speed"
+NO_LIMIT = "100000"
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def _env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+
+
+def asmr(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "asmr_cli", *args], capture_output=True, text=True, env=_env())
+    if proc.returncode:
+        raise SystemExit(f"asmr {' '.join(args)} failed: {proc.stderr.strip()}")
+
+
+def best_of(cmd: list[str], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=_env())
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+def prepare(large: bool) -> dict[str, Path]:
+    from PIL import Image
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    kodim = DATA / "kodak" / "kodim23.png"
+    files["kodim23"] = OUT / "kodim23.asmr"
+    if not files["kodim23"].exists():
+        asmr("encode", str(kodim), "-o", str(files["kodim23"]), "-f", "--quiet", "--bpp", "0.5",
+             "--iters", "60", "--time-limit", NO_LIMIT)
+    jpg = OUT / "kodim23.jpg"
+    if not jpg.exists():
+        Image.open(kodim).convert("RGB").save(jpg, quality=90)
+    if large:
+        big = OUT / "tiled_3.4mp.png"
+        if not big.exists():
+            names = [f"kodim{i:02d}.png" for i in (1, 2, 3, 5, 6, 7, 8, 11, 12, 13, 14, 15)]
+            ims = [np.asarray(Image.open(DATA / "kodak" / n).convert("RGB").resize((768, 512))) for n in names]
+            rows = [np.concatenate(ims[r * 3:r * 3 + 3], axis=1) for r in range(4)]
+            Image.fromarray(np.concatenate(rows, axis=0)[:1536, :2304]).save(big)
+        files["3.4 MP"] = OUT / "large.asmr"
+        if not files["3.4 MP"].exists():
+            asmr("encode", str(big), "-o", str(files["3.4 MP"]), "-f", "--quiet", "--bpp", "0.5",
+                 "--iters", "20", "--time-limit", NO_LIMIT)
+    files["carphone"] = OUT / "carphone.asmr"
+    if not files["carphone"].exists():
+        asmr("encode", str(DATA / "video" / "carphone_pristine.mp4"), "-o", str(files["carphone"]), "-f",
+             "--quiet", "--frames", "0:120", "--iters", "40", "--time-limit", NO_LIMIT)
+    return files
+
+
+# -- per stage, in process ---------------------------------------------------------------------
+
+class Stages:
+    """Accumulated seconds per stage; `wrap` times every call of a module's function."""
+
+    def __init__(self):
+        self.t: dict[str, float] = defaultdict(float)
+        self._undo: list = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.t[name] += time.perf_counter() - t
+
+    def wrap(self, module, name: str, stage: str) -> None:
+        fn = getattr(module, name, None)
+        if fn is None:
+            return
+
+        def timed(*a, **k):
+            with self.stage(stage):
+                return fn(*a, **k)
+
+        setattr(module, name, timed)
+        self._undo.append((module, name, fn))
+
+    def restore(self) -> None:
+        for module, name, fn in reversed(self._undo):
+            setattr(module, name, fn)
+        self._undo.clear()
+
+
+def _instrument(s: Stages) -> None:
+    from asmr_cli.latent import context_model as cm
+    from asmr_cli.latent import latents
+
+    for name in ("predict", "predict_into"):  # the context network, whichever path calls it
+        s.wrap(cm, name, "predictions")
+    for name in ("up2", "up2_into"):
+        s.wrap(latents, name, "upsampling")
+
+
+def image_stages(path: Path, dst: Path) -> dict[str, float]:
+    from asmr_cli.api.formats import loads
+    from asmr_cli.io.media import float_raster, write_image
+    from asmr_cli.latent import codec
+    from asmr_cli.latent import context_model as cm
+
+    data = path.read_bytes()
+    s = Stages()
+    _instrument(s)
+    try:
+        with s.stage("parse"):
+            f, _ = loads(data)
+        lay = f.header.layout
+        with s.stage("weights"):
+            syn, ctx = codec.unpack_networks(lay, f.tensors)
+        with s.stage("entropy"):
+            z = cm.decode_grids(f.grids, lay.grids(), ctx)
+        img = codec.LatentImage(lay, syn, ctx, z)
+        with s.stage("synthesis"):
+            out = codec.render_native(img)
+        with s.stage("to integers"):
+            raster = float_raster(out, (lay.height, lay.width), f.header.bit_depth)
+        with s.stage("write PNG"):
+            write_image(dst, raster)
+    finally:
+        s.restore()
+    t = dict(s.t)
+    t["entropy"] -= t.get("predictions", 0.0)
+    t["synthesis"] -= t.get("upsampling", 0.0)
+    return t
+
+
+def clip_stages(path: Path, dst: Path) -> dict[str, float]:
+    from asmr_cli.api.formats import loads
+    from asmr_cli.clip import codec as clip_codec
+    from asmr_cli.io.clips import Clip
+    from asmr_cli.io.video import write_video
+    from asmr_cli.latent import codec
+
+    data = path.read_bytes()
+    s = Stages()
+    _instrument(s)
+    try:
+        with s.stage("parse"):
+            f, _ = loads(data)
+        with s.stage("weights"):
+            clip = clip_codec.unpack_clip(f)
+        lay = clip.layout
+        n = f.header.sizes[0]
+        frames = np.empty((n, lay.height, lay.width, lay.channels), np.uint8)
+        for t in range(n):
+            with s.stage("entropy"):
+                img = clip.frame(t)
+            with s.stage("synthesis"):
+                out = codec.render_native(img)
+            with s.stage("to integers"):
+                frames[t] = np.moveaxis(np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8), 0, -1)
+        from fractions import Fraction
+
+        with s.stage("write .mp4"):
+            write_video(dst, Clip(frames, Fraction(f.header.fps_num, f.header.fps_den)))
+    finally:
+        s.restore()
+    t = dict(s.t)
+    t["entropy"] -= t.get("predictions", 0.0)
+    t["synthesis"] -= t.get("upsampling", 0.0)
+    return t
+
+
+STAGES = ["parse", "weights", "predictions", "entropy", "upsampling", "synthesis", "to integers", "write"]
+LABELS = {"predictions": "context predictions", "entropy": "range decoding and the rest of entropy decoding",
+          "upsampling": "synthesis: 2x upsampling", "synthesis": "synthesis: modulation and MLP",
+          "write": "writing the output (PNG level 1 / .mp4)"}
+
+
+def best_stages(fn, path: Path, dst: Path, repeat: int) -> dict[str, float]:
+    fn(path, dst)  # warm-up (imports, caches)
+    runs = [fn(path, dst) for _ in range(repeat)]
+    best = min(runs, key=lambda r: sum(r.values()))
+    return {("write" if k.startswith("write") else k): v for k, v in best.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--large", action="store_true", help="also a 3.4 MP photo (4 x 3 Kodak images, slow to encode)")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    files = prepare(args.large)
+    tmp = OUT / "decoded"
+    tmp.mkdir(exist_ok=True)
+    py = sys.executable
+
+    print(f"load average before: {loadavg()}; OMP_NUM_THREADS={_env()['OMP_NUM_THREADS']}")
+    print()
+    print("| whole process (best of %d) | seconds | load average |" % args.repeat)
+    print("| --- | --- | --- |")
+    rows = [("`python -c \"import numpy\"`", [py, "-c", "import numpy"]),
+            ("imports of the decode path (numpy, constriction, Pillow, asmr_cli.api)",
+             [py, "-c", "import asmr_cli.api.files, asmr_cli.api.images, asmr_cli.io.media, PIL.PngImagePlugin"]),
+            ("Pillow: kodim23 JPEG (q90) -> PNG",
+             [py, "-c", f"from PIL import Image; Image.open({str(OUT / 'kodim23.jpg')!r}).save("
+                        f"{str(tmp / 'pillow.png')!r})"])]
+    for name, path in files.items():
+        dst = tmp / (f"{name}.mp4" if name == "carphone" else f"{name.replace(' ', '_')}.png")
+        rows.append((f"`asmr decode` {name}", [py, "-m", "asmr_cli", "decode", str(path), "-o", str(dst), "-f"]))
+    for name, cmd in rows:
+        sec = best_of(cmd, args.repeat)
+        extra = ""
+        if "carphone" in name:
+            extra = f" ({120 / sec:.1f} frames/s)"
+        print(f"| {name} | {sec:.3f}{extra} | {loadavg()} |", flush=True)
+    print()
+
+    per = {}
+    for name, path in files.items():
+        if name == "carphone":
+            per[name] = best_stages(clip_stages, path, tmp / "stages.mp4", args.repeat)
+        else:
+            per[name] = best_stages(image_stages, path, tmp / "stages.png", args.repeat)
+    names = list(per)
+    print("| stage, in process (seconds) | " + " | ".join(names) + " |")
+    print("| --- |" + " --- |" * len(names))
+    for st in STAGES:
+        print(f"| {LABELS.get(st, st)} | " + " | ".join(f"{per[n].get(st, 0.0):.3f}" for n in names) + " |")
+    print("| total | " + " | ".join(f"{sum(per[n].values()):.3f}" for n in names) + " |")
+    print(f"\nload average after: {loadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
