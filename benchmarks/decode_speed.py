@@ -237,7 +237,7 @@ def main() -> int:
 
     print(f"load average before: {loadavg()}; OMP_NUM_THREADS={_env()['OMP_NUM_THREADS']}")
     print()
-    print("| whole process (best of %d) | seconds | load average |" % args.repeat)
+    print(f"| whole process (best of {args.repeat}) | seconds | load average |")
     print("| --- | --- | --- |")
     rows = [("`python -c \"import numpy\"`", [py, "-c", "import numpy"]),
             ("imports of the decode path (numpy, constriction, Pillow, asmr_cli.api)",

@@ -4,8 +4,10 @@ whose mean and scale a small network predicts from values already decoded.
 Grids are coded coarsest first; each grid in two checkerboard passes. An anchor (row +
 column even) sees only its parent: the decoded coarser grid of the same plane, upsampled
 (its value and its four neighbours). The other half also sees its four spatial
-neighbours, which are all anchors. Each pass is one batch, so numpy decodes a grid in two
-vectorised steps. In a clip (format version 4) every latent also sees the same grid of
+neighbours, which are all anchors. A level's grids do not see each other, so each pass is
+one batch over all of a level's planes (`FixedNet`, `_code_level`): a level decodes in two
+vectorised steps (for a clip, whose planes share one stream, the anchors of all planes in
+one step and the other halves plane by plane). In a clip (format version 4) every latent also sees the same grid of
 the previous frame (the co-located value and its four neighbours, and a flag that is 0 on
 a group's first frame, which has none): temporal context.
 
@@ -36,7 +38,7 @@ ACT_BITS = 8
 MAX_WEIGHT = 1 << 15  # |integer weight|: |w| < 128
 MAX_LATENT = 1 << 14  # |latent| the coder accepts (inputs stay far below 2^53)
 MAX_ACT = 1 << 30
-CHUNK = 1 << 19  # latents predicted and coded at once
+CHUNK = 1 << 12  # rows of the network evaluated at once (its intermediates stay in cache)
 LOG_SCALE_MIN, LOG_SCALE_MAX = -64, 96  # log scale in 1/16: b = exp(i / 16), 0.018 .. 403
 
 
@@ -75,16 +77,20 @@ def to_fixed(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def up2_int(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """16 x the bilinear 2x upsampling of an integer grid (latents.up2), exactly, as int64."""
-    x = x.astype(np.int64)
-    for axis, size in ((0, shape[0]), (1, shape[1])):
-        n = x.shape[axis]
-        prev = np.concatenate([x.take([0], axis), x.take(range(n - 1), axis)], axis)
-        nxt = np.concatenate([x.take(range(1, n), axis), x.take([n - 1], axis)], axis)
-        y = np.stack([3 * x + prev, 3 * x + nxt], axis + 1)
-        new = list(x.shape)
-        new[axis] = 2 * n
-        x = y.reshape(new).take(range(size), axis)
+    """16 x the bilinear 2x upsampling of an integer grid (latents.up2), exactly, as int64;
+    on the last two axes of (..., h, w)."""
+    x = np.asarray(x, np.int64)
+    for axis, size in ((-2, shape[0]), (-1, shape[1])):
+        v = np.moveaxis(x, axis, -1)
+        y = np.empty(v.shape[:-1] + (2 * v.shape[-1],), np.int64)
+        even, odd = y[..., 0::2], y[..., 1::2]
+        np.multiply(v, 3, out=even)
+        odd[...] = even
+        even[..., 1:] += v[..., :-1]
+        even[..., 0] += v[..., 0]
+        odd[..., :-1] += v[..., 1:]
+        odd[..., -1] += v[..., -1]
+        x = np.moveaxis(y[..., :size], -1, axis)
     return x
 
 
@@ -173,60 +179,249 @@ def predict(q: dict[str, np.ndarray], grid_index: int, x: np.ndarray) -> tuple[n
     return mean, SCALES[index]
 
 
-def _passes(grid: np.ndarray | None, shape, parent, q, k, coder, decode: bool, temporal: bool = False,
-            prev: np.ndarray | None = None) -> np.ndarray:
-    """Run a grid's two checkerboard passes through `coder` (encoding grid, or decoding
-    into a new one); returns the grid."""
-    out = np.zeros(shape, np.int64) if decode else grid
-    q = q if q["c_w1"].dtype == np.float64 else as_float(q)
-    pp = _padded_parent(None if parent is None else up2_int(parent, shape))
-    pprev = _padded(prev) if temporal and prev is not None else None
-    for anchor in (True, False):
-        all_rows, all_cols = positions(shape, anchor)
-        padded = _padded(out, anchor)  # the anchors are complete before the second pass
-        for lo in range(0, all_rows.size, CHUNK):  # bounded memory on large images
-            rows, cols = all_rows[lo:lo + CHUNK], all_cols[lo:lo + CHUNK]
-            mean, scale = predict(q, k, _contexts(padded, pp, rows, cols, anchor, temporal, pprev))
-            if decode:
-                out[rows, cols] = coder(rows.size, mean, scale)
-            else:
-                coder(out[rows, cols], mean, scale)
+class FixedNet:
+    """The fixed-point network of `predict` with its power-of-two scales folded into the
+    float64 weights and biases, evaluated for a whole checkerboard pass of several grids at
+    once, in cache-sized chunks of rows. The same integers as `predict`: every term of
+    every sum is a multiple of 2^-12 below 2^41 in magnitude, so every partial sum is
+    exact in float64 whatever the order (`predict` sums integers below 2^53; here they are
+    scaled by 2^-8 or 2^-12, with the +1/2 of the rounding folded into the bias). Inputs
+    are the latent integers themselves (not times 2^ACT_BITS) and 16 x the upsampled
+    parent; the columns that are zero in a pass (an anchor's spatial neighbours, a first
+    frame's temporal context) are left out, and the flags become part of the bias."""
+
+    def __init__(self, q: dict[str, np.ndarray]):
+        f = as_float(q)
+        w1 = f["c_w1"]
+        self.temporal = w1.shape[1] > CTX_INPUTS
+        self.hidden = w1.shape[0]
+        self.w1 = w1
+        self.b1 = f["c_b1"] + 0.5
+        self.w2 = np.ascontiguousarray(f["c_w2"].T) * 2.0 ** -WEIGHT_BITS
+        self.b2 = f["c_b2"] + 0.5
+        self.w3 = np.ascontiguousarray(f["c_w3"].T) * 2.0 ** -(WEIGHT_BITS + 4)
+        self.b3 = (f["c_b3"] + f["c_grid"]) / 16 + 0.5  # (grids, 2), in 1/16 (+ the rounding's 1/2)
+        self._first: dict[tuple[bool, bool, bool], tuple[np.ndarray, np.ndarray]] = {}
+
+    def first(self, anchor: bool, parent: bool, prev: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, hidden) weights and the bias of the first layer for one kind of pass."""
+        key = (anchor, parent, prev)
+        if key not in self._first:
+            w1, cols, bias = self.w1, [], self.b1.copy()
+            if not anchor:
+                cols.append(w1[:, 0:4])
+            if parent:
+                cols.append(w1[:, 4:9] / 16)  # the input is 16 x the upsampled parent, not 256 x
+            if anchor:
+                bias += w1[:, CTX_INPUTS - 1]
+            if prev:
+                cols.append(w1[:, CTX_INPUTS:CTX_INPUTS + 5])
+                bias += w1[:, CTX_INPUTS + TEMPORAL_INPUTS - 1]
+            w = np.concatenate(cols, axis=1).T.copy() if cols else np.zeros((0, self.hidden))
+            self._first[key] = (w, bias)
+        return self._first[key]
+
+    def predict(self, shape: tuple[int, int], anchor: bool, sel: tuple[int, ...], grids: tuple[int, ...],
+                cur: np.ndarray | None, par: np.ndarray | None, prv: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Means and scales of one checkerboard pass over the planes `sel` of a level, in
+        that order (raster order within each): cur, par and prv are the level's grids so
+        far, 16 x their upsampled parents and the previous frame's grids, each (planes,
+        h + 2, w + 2) float64 zero-padded by one (None where absent); grids[p] is plane
+        p's grid index (for its output bias)."""
+        centre = _batch_index(shape, anchor, sel)
+        n, wp = centre.size, shape[1] + 2
+        nb = (0, -wp, wp, -1, 1)  # centre, N, S, W, E
+        sources = ([] if anchor else [(cur, nb[1:])]) + ([(par, nb)] if par is not None else []) \
+            + ([(prv, nb)] if prv is not None else [])
+        w1, b1 = self.first(anchor, par is not None, prv is not None)
+        rows = min(CHUNK, n)
+        x = np.empty((rows, w1.shape[0]), order="F")
+        h1, h2 = np.empty((rows, self.hidden)), np.empty((rows, self.hidden))
+        raw = np.empty((n, 2))
+        for lo in range(0, n, CHUNK):
+            hi = min(n, lo + CHUNK)
+            m = hi - lo
+            c = centre[lo:hi]
+            xc, a, b = x[:m], h1[:m], h2[:m]
+            j = 0
+            for src, offsets in sources:
+                flat = src.reshape(-1)
+                for off in offsets:
+                    np.take(flat, c + off if off else c, out=xc[:, j])
+                    j += 1
+            np.matmul(xc, w1, out=a)
+            _layer(a, b1)
+            np.matmul(a, self.w2, out=b)
+            _layer(b, self.b2)
+            np.matmul(b, self.w3, out=raw[lo:hi])
+        means, scales = np.empty(n), np.empty(n)
+        per = n // max(1, len(sel))
+        for j, p in enumerate(sel):
+            o = raw[j * per:(j + 1) * per]
+            o += self.b3[grids[p]]
+            np.floor(o, out=o)
+            np.clip(o[:, 0], -16 * MAX_LATENT, 16 * MAX_LATENT, out=means[j * per:(j + 1) * per])
+            index = np.clip(o[:, 1], LOG_SCALE_MIN, LOG_SCALE_MAX).astype(np.int64)
+            index -= LOG_SCALE_MIN
+            np.take(SCALES, index, out=scales[j * per:(j + 1) * per])
+        means *= 1 / 16
+        return means, scales
+
+
+def _layer(a: np.ndarray, bias: np.ndarray) -> None:
+    """A hidden layer's rounding and activation, in place: floor(a + bias) clipped to [0, MAX_ACT]."""
+    a += bias
+    np.floor(a, out=a)
+    np.maximum(a, 0, out=a)
+    np.minimum(a, MAX_ACT, out=a)
+
+
+@functools.lru_cache(maxsize=64)
+def _pass_index(shape: tuple[int, int], anchor: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of a checkerboard pass's positions, in raster order: into the (h, w) grid
+    and into the grid zero-padded by one (read-only, cached)."""
+    rows, cols = positions(shape, anchor)
+    out = rows * shape[1] + cols, (rows + 1) * (shape[1] + 2) + cols + 1
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _batch_index(shape: tuple[int, int], anchor: bool, sel: tuple[int, ...]) -> np.ndarray:
+    """_pass_index's padded indices for the planes `sel` of a (planes, h + 2, w + 2) stack."""
+    padded = _pass_index(shape, anchor)[1]
+    if sel == (0,):
+        return padded
+    size = (shape[0] + 2) * (shape[1] + 2)
+    out = np.concatenate([padded + p * size for p in sel])
+    out.flags.writeable = False
+    return out
+
+
+def _padded_stack(grids: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    out = np.zeros((len(grids), shape[0] + 2, shape[1] + 2))
+    for p, g in enumerate(grids):
+        out[p, 1:-1, 1:-1] = g
+    return out
+
+
+def _levels(grids: list[tuple[int, int, tuple[int, int]]]) -> list[list[int]]:
+    """The grid indices in coding order, in runs of one level (and one shape)."""
+    runs: list[list[int]] = []
+    for k, (level, _, shape) in enumerate(grids):
+        if runs and grids[runs[-1][0]][0] == level and grids[runs[-1][0]][2] == shape:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return runs
+
+
+def _code_level(net: FixedNet, ks: list[int], shape: tuple[int, int], parents: list[np.ndarray | None],
+                prevs: list[np.ndarray] | None, coders: list, values: np.ndarray | None,
+                one_stream: bool) -> np.ndarray:
+    """The grids ks of one level (planes, h, w) int64 through their coders: coders[p] is
+    plane p's (None: a constant grid, already in `values` or skipped), called as
+    coder(n, mean, scale) -> values when decoding (values is None; a constant plane then
+    comes back as zeros for the caller to fill), or coder(values, mean, scale) when
+    encoding. Anchors of every plane are predicted in one batch; the other half in one batch
+    after all anchors when each plane has its own stream, else plane by plane (one stream:
+    a plane's anchors, then its other half, then the next plane)."""
+    decode = values is None
+    nplanes = len(ks)
+    out = np.zeros((nplanes,) + shape, np.int64) if decode else values
+    cur = np.zeros((nplanes, shape[0] + 2, shape[1] + 2))
+    if not decode:
+        cur[:, 1:-1, 1:-1] = values
+    par = None
+    if all(p is not None for p in parents) and parents:
+        par = np.zeros_like(cur)
+        par[:, 1:-1, 1:-1] = up2_int(np.stack(parents), shape)
+    elif any(p is not None for p in parents):
+        raise ValueError("a level's grids all have a parent or none")
+    prv = None if prevs is None else _padded_stack(prevs, shape)
+    active = tuple(p for p in range(nplanes) if coders[p] is not None)
+    if not active:
+        return out
+    flat_out, cur_flat = out.reshape(nplanes, -1), cur.reshape(nplanes, -1)
+
+    def run(p: int, anchor: bool, mean: np.ndarray, scale: np.ndarray) -> None:
+        flat, padded = _pass_index(shape, anchor)
+        if decode:
+            v = coders[p](flat.size, mean, scale)
+            flat_out[p, flat] = v
+            if anchor:
+                cur_flat[p, padded] = v
+        else:
+            coders[p](flat_out[p, flat], mean, scale)
+
+    n_anchor = _pass_index(shape, True)[0].size
+    n_other = _pass_index(shape, False)[0].size
+    mean, scale = net.predict(shape, True, active, ks, cur, par, prv)
+    if one_stream:
+        for j, p in enumerate(active):
+            run(p, True, mean[j * n_anchor:(j + 1) * n_anchor], scale[j * n_anchor:(j + 1) * n_anchor])
+            m2, s2 = net.predict(shape, False, (p,), ks, cur, par, prv)
+            run(p, False, m2, s2)
+        return out
+    for j, p in enumerate(active):
+        run(p, True, mean[j * n_anchor:(j + 1) * n_anchor], scale[j * n_anchor:(j + 1) * n_anchor])
+    mean, scale = net.predict(shape, False, active, ks, cur, par, prv)
+    for j, p in enumerate(active):
+        run(p, False, mean[j * n_other:(j + 1) * n_other], scale[j * n_other:(j + 1) * n_other])
     return out
 
 
 def encode_grids(latents: list[np.ndarray], grids: list[tuple[int, int, tuple[int, int]]],
                  q: dict[str, np.ndarray]) -> list[CodedStream]:
     """latents: one int grid per entry of `grids` ((level, plane, shape), coarsest first)."""
-    coded = []
+    net = FixedNet(q)
+    coded: list[CodedStream | None] = [None] * len(grids)
     done: dict[tuple[int, int], np.ndarray] = {}
-    for k, ((level, plane, shape), z) in enumerate(zip(grids, latents)):
-        z = np.asarray(z, np.int64)
-        if z.size and np.abs(z).max() >= MAX_LATENT:
-            raise AsmrError("latent values too large to code")
-        lo, hi = (int(z.min()), int(z.max())) if z.size else (0, 0)
-        done[(level, plane)] = z
-        if lo == hi:
-            coded.append(CodedStream(lo, hi, np.zeros(0, np.uint32)))
-            continue
-        enc = constriction.stream.queue.RangeEncoder()
-        model = constriction.stream.model.QuantizedLaplace(lo, hi)
+    for ks in _levels(grids):
+        level, shape = grids[ks[0]][0], grids[ks[0]][2]
+        zs = [np.asarray(latents[k], np.int64) for k in ks]
+        coders, encoders = [], []
+        for k, z in zip(ks, zs):
+            if z.size and np.abs(z).max() >= MAX_LATENT:
+                raise AsmrError("latent values too large to code")
+            lo, hi = (int(z.min()), int(z.max())) if z.size else (0, 0)
+            if lo == hi:
+                coded[k] = CodedStream(lo, hi, np.zeros(0, np.uint32))
+                coders.append(None)
+                encoders.append(None)
+                continue
+            enc = constriction.stream.queue.RangeEncoder()
+            model = constriction.stream.model.QuantizedLaplace(lo, hi)
 
-        def coder(values, mean, scale, _enc=enc, _model=model):
-            _enc.encode(values.astype(np.int32), _model, mean, scale)
+            def coder(values, mean, scale, _enc=enc, _model=model):
+                _enc.encode(values.astype(np.int32), _model, mean, scale)
 
-        _passes(z, shape, done.get((level + 1, plane)), q, k, coder, decode=False)
-        coded.append(CodedStream(lo, hi, enc.get_compressed()))
-    return coded
+            coders.append(coder)
+            encoders.append((enc, lo, hi))
+        parents = [done.get((level + 1, grids[k][1])) for k in ks]
+        _code_level(net, ks, shape, parents, None, coders, np.stack(zs), one_stream=False)
+        for k, z, e in zip(ks, zs, encoders):
+            done[(level, grids[k][1])] = z
+            if e is not None:
+                coded[k] = CodedStream(e[1], e[2], e[0].get_compressed())
+    return coded  # type: ignore[return-value]
 
 
 def decode_grids(coded: list[CodedStream], grids: list[tuple[int, int, tuple[int, int]]],
                  q: dict[str, np.ndarray]) -> list[np.ndarray]:
-    out = []
+    net = FixedNet(q)
+    out: list[np.ndarray] = [None] * len(grids)  # type: ignore[list-item]
     done: dict[tuple[int, int], np.ndarray] = {}
-    for k, ((level, plane, shape), c) in enumerate(zip(grids, coded)):
-        if c.lo == c.hi:
-            z = np.full(shape, c.lo, np.int64)
-        else:
+    for ks in _levels(grids):
+        level, shape = grids[ks[0]][0], grids[ks[0]][2]
+        coders = []
+        for k in ks:
+            c = coded[k]
+            if c.lo == c.hi:
+                coders.append(None)
+                continue
             dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(c.words, np.uint32))
             model = constriction.stream.model.QuantizedLaplace(c.lo, c.hi)
 
@@ -236,9 +431,14 @@ def decode_grids(coded: list[CodedStream], grids: list[tuple[int, int, tuple[int
                 except Exception as exc:  # constriction raises plain exceptions on bad data
                     raise AsmrError(f"corrupt file: latent decoding failed ({exc})") from None
 
-            z = _passes(None, shape, done.get((level + 1, plane)), q, k, coder, decode=True)
-        done[(level, plane)] = z
-        out.append(z)
+            coders.append(coder)
+        parents = [done.get((level + 1, grids[k][1])) for k in ks]
+        z = _code_level(net, ks, shape, parents, None, coders, None, one_stream=False)
+        for p, k in enumerate(ks):
+            if coders[p] is None:
+                z[p] = coded[k].lo
+            done[(level, grids[k][1])] = z[p]
+            out[k] = z[p]
     return out
 
 
@@ -258,19 +458,22 @@ def encode_stream(frames: list[list[np.ndarray]], grids: list[tuple[int, int, tu
         return CodedStream(lo, hi, np.zeros(0, np.uint32))
     enc = constriction.stream.queue.RangeEncoder()
     model = constriction.stream.model.QuantizedLaplace(lo, hi)
-    q = as_float(q)
+    net = FixedNet(q)
 
     def coder(values, mean, scale):
         enc.encode(values.astype(np.int32), model, mean, scale)
 
     prev = None
     for ints in frames:
+        ints = [np.asarray(z, np.int64) for z in ints]
         done: dict[tuple[int, int], np.ndarray] = {}
-        for k, ((level, plane, shape), z) in enumerate(zip(grids, ints)):
-            z = np.asarray(z, np.int64)
-            done[(level, plane)] = z
-            _passes(z, shape, done.get((level + 1, plane)), q, k, coder, False, True,
-                    None if prev is None else prev[k])
+        for ks in _levels(grids):
+            level, shape = grids[ks[0]][0], grids[ks[0]][2]
+            parents = [done.get((level + 1, grids[k][1])) for k in ks]
+            _code_level(net, ks, shape, parents, None if prev is None else [prev[k] for k in ks],
+                        [coder] * len(ks), np.stack([ints[k] for k in ks]), one_stream=True)
+            for k in ks:
+                done[(level, grids[k][1])] = ints[k]
         prev = ints
     return CodedStream(lo, hi, enc.get_compressed())
 
@@ -280,6 +483,7 @@ class StreamDecoder:
 
     def __init__(self, coded: CodedStream, grids: list[tuple[int, int, tuple[int, int]]], q: dict[str, np.ndarray]):
         self.coded, self.grids, self.q = coded, grids, as_float(q)
+        self.net = FixedNet(q)
         self.model = None
         if coded.lo != coded.hi:
             self.dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(coded.words, np.uint32))
@@ -292,14 +496,18 @@ class StreamDecoder:
             raise AsmrError(f"corrupt file: latent decoding failed ({exc})") from None
 
     def next_frame(self, prev: list[np.ndarray] | None) -> list[np.ndarray]:
-        out = []
+        grids = self.grids
+        out: list[np.ndarray] = [None] * len(grids)  # type: ignore[list-item]
         done: dict[tuple[int, int], np.ndarray] = {}
-        for k, (level, plane, shape) in enumerate(self.grids):
+        for ks in _levels(grids):
+            level, shape = grids[ks[0]][0], grids[ks[0]][2]
             if self.model is None:
-                z = np.full(shape, self.coded.lo, np.int64)
+                z = np.full((len(ks),) + shape, self.coded.lo, np.int64)
             else:
-                z = _passes(None, shape, done.get((level + 1, plane)), self.q, k, self._coder, True, True,
-                            None if prev is None else prev[k])
-            done[(level, plane)] = z
-            out.append(z)
+                parents = [done.get((level + 1, grids[k][1])) for k in ks]
+                z = _code_level(self.net, ks, shape, parents, None if prev is None else [prev[k] for k in ks],
+                                [self._coder] * len(ks), None, one_stream=True)
+            for p, k in enumerate(ks):
+                done[(level, grids[k][1])] = z[p]
+                out[k] = z[p]
         return out
