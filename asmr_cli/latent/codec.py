@@ -104,7 +104,7 @@ def unpack_networks(layout: Layout, tensors: list[Tensor], temporal: bool = Fals
 def render_native(img: LatentImage) -> np.ndarray:
     """(C, H, W) float32 on [0, 1] (unclipped)."""
     with np.errstate(over="ignore", invalid="ignore"):  # a hostile file's weights may overflow
-        out = synthesize_numpy(img.layout, img.synthesis, img.level_latents()).astype(np.float32)
+        out = synthesize_numpy(img.layout, img.synthesis, img.level_latents()).astype(np.float32, copy=False)
     return _finite(out)
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from asmr_cli.container.tensors import CodedStream
 from asmr_cli.latent import context_model as cm
-from asmr_cli.latent.latents import NUMPY, Layout, up2
+from asmr_cli.latent import latents
+from asmr_cli.latent.latents import NUMPY, ArrayOps, Layout, up2
 
 # -- the previous path (per grid and checkerboard pass, commit 365cebf) ------------------------
 
@@ -153,3 +154,32 @@ def test_up2_int_on_stacks():
         for shape in ((2 * h, 2 * w), (2 * h - 1, 2 * w - 1), (2 * h, 2 * w - 1)):
             stacked = cm.up2_int(z, shape)
             np.testing.assert_array_equal(stacked, 16 * up2(NUMPY, z.astype(np.float64), shape))
+
+
+# -- synthesis -----------------------------------------------------------------------------------
+
+REFERENCE_OPS = ArrayOps(cat=NUMPY.cat, stack=NUMPY.stack, relu=NUMPY.relu)  # not NUMPY: up2's generic path
+
+
+@pytest.mark.parametrize("shape", [(19, 1, 1), (19, 1, 6), (4, 5, 3), (19, 24, 17), (2, 3, 4, 5)])
+def test_numpy_up2_same_bits_as_the_generic_path(shape):
+    x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+    h, w = shape[-2:]
+    for size in ((2 * h, 2 * w), (2 * h - 1, 2 * w - 1), (2 * h - 1, 2 * w)):
+        fast, ref = up2(NUMPY, x, size), up2(REFERENCE_OPS, x, size)
+        assert fast.dtype == ref.dtype
+        np.testing.assert_array_equal(fast, ref)
+
+
+@pytest.mark.parametrize("layout", [Layout(45, 37, 3, 4, 8), Layout(64, 300, 1, 5, 8), Layout(30, 20, 4, 3, 8)],
+                         ids=lambda lay: f"{lay.height}x{lay.width}x{lay.channels}")
+def test_banded_synthesis_same_bits_as_the_whole(layout, monkeypatch):
+    """The numpy synthesis in cache-sized bands of rows gives the bits of the one-piece
+    `synthesize` on the generic path (the previous decoder, below TILE_PIXELS)."""
+    monkeypatch.setattr(latents, "TILE_PIXELS", 2 * layout.width + 3)
+    rng = np.random.default_rng(layout.width)
+    p = {name: rng.standard_normal(shape).astype(np.float32) * 0.3 for name, shape in layout.synthesis_shapes()}
+    lat = [rng.integers(-4, 5, (len(layout.planes(lv)),) + s).astype(np.float32)
+           for lv, s in enumerate(layout.shapes)]
+    whole = latents.synthesize(REFERENCE_OPS, layout, p, lat)
+    np.testing.assert_array_equal(latents.synthesize_numpy(layout, p, lat), whole)
