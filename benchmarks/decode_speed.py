@@ -11,13 +11,15 @@ decode speed, the rate does) and kept in benchmarks/out/decode_speed/:
     asmr encode carphone_pristine.mp4 --frames 0:120 --iters 40 --time-limit 100000
     (--large: 4 x 3 Kodak images tiled, 2304 x 1536, --bpp 0.5 --iters 20)
 
-Whole-process times are the best of --repeat runs (3), one at a time. The per-stage table
-is one in-process decode after a warm-up, stage by stage and without the clip pipeline's
-second thread: parse, weights (the networks' tensors), entropy decoding split into the
-context network's predictions and the rest (range decoder, contexts, bookkeeping),
-synthesis split into the 2x upsampling and the rest (modulation, per-pixel MLP),
-conversion to integers, and writing the output. Prints markdown tables and the load
-average (this machine's 2 cores are shared with other sessions).
+Whole-process times are the best of --repeat runs (3), one at a time, in wall seconds and
+in CPU seconds (user + system of the child: what a descheduled process does not count).
+The per-stage table is one in-process decode after a warm-up (the best of --repeat), stage
+by stage in CPU seconds and without the clip pipeline's second thread: parse, weights (the
+networks' tensors), entropy decoding split into the context network's predictions and the
+rest (range decoder, contexts, bookkeeping), synthesis split into the 2x upsampling and
+the rest (modulation, per-pixel MLP), conversion to integers, and writing the output.
+Prints markdown tables and the load average (this machine's 2 cores are shared with other
+sessions).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -56,13 +59,20 @@ def asmr(*args: str) -> None:
         raise SystemExit(f"asmr {' '.join(args)} failed: {proc.stderr.strip()}")
 
 
-def best_of(cmd: list[str], repeat: int) -> float:
-    times = []
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def best_of(cmd: list[str], repeat: int) -> tuple[float, float]:
+    """(best wall seconds, best CPU seconds: user + system) of `repeat` runs."""
+    walls, cpus = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        c, t = _children_cpu(), time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True, env=_env())
-        times.append(time.perf_counter() - t)
-    return min(times)
+        walls.append(time.perf_counter() - t)
+        cpus.append(_children_cpu() - c)
+    return min(walls), min(cpus)
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -109,11 +119,11 @@ class Stages:
 
     @contextlib.contextmanager
     def stage(self, name: str):
-        t = time.perf_counter()
+        t = time.process_time()  # CPU seconds: steadier than wall time on a shared machine
         try:
             yield
         finally:
-            self.t[name] += time.perf_counter() - t
+            self.t[name] += time.process_time() - t
 
     def wrap(self, module, name: str, stage: str) -> None:
         fn = getattr(module, name, None)
@@ -137,8 +147,9 @@ def _instrument(s: Stages) -> None:
     from asmr_cli.latent import context_model as cm
     from asmr_cli.latent import latents
 
-    for name in ("predict", "predict_into"):  # the context network, whichever path calls it
-        s.wrap(cm, name, "predictions")
+    s.wrap(cm, "predict", "predictions")  # the context network: the per-grid path (before issue 24)
+    if hasattr(cm, "FixedNet"):
+        s.wrap(cm.FixedNet, "predict", "predictions")  # the batched path
     for name in ("up2", "up2_into"):
         s.wrap(latents, name, "upsampling")
 
@@ -237,8 +248,8 @@ def main() -> int:
 
     print(f"load average before: {loadavg()}; OMP_NUM_THREADS={_env()['OMP_NUM_THREADS']}")
     print()
-    print(f"| whole process (best of {args.repeat}) | seconds | load average |")
-    print("| --- | --- | --- |")
+    print(f"| whole process (best of {args.repeat}) | wall seconds | CPU seconds | load average |")
+    print("| --- | --- | --- | --- |")
     rows = [("`python -c \"import numpy\"`", [py, "-c", "import numpy"]),
             ("imports of the decode path (numpy, constriction, Pillow, asmr_cli.api)",
              [py, "-c", "import asmr_cli.api.files, asmr_cli.api.images, asmr_cli.io.media, PIL.PngImagePlugin"]),
@@ -249,11 +260,9 @@ def main() -> int:
         dst = tmp / (f"{name}.mp4" if name == "carphone" else f"{name.replace(' ', '_')}.png")
         rows.append((f"`asmr decode` {name}", [py, "-m", "asmr_cli", "decode", str(path), "-o", str(dst), "-f"]))
     for name, cmd in rows:
-        sec = best_of(cmd, args.repeat)
-        extra = ""
-        if "carphone" in name:
-            extra = f" ({120 / sec:.1f} frames/s)"
-        print(f"| {name} | {sec:.3f}{extra} | {loadavg()} |", flush=True)
+        sec, cpu = best_of(cmd, args.repeat)
+        fps = (lambda t: f" ({120 / t:.1f} frames/s)") if "carphone" in name else (lambda t: "")
+        print(f"| {name} | {sec:.3f}{fps(sec)} | {cpu:.3f}{fps(cpu)} | {loadavg()} |", flush=True)
     print()
 
     per = {}
@@ -263,7 +272,7 @@ def main() -> int:
         else:
             per[name] = best_stages(image_stages, path, tmp / "stages.png", args.repeat)
     names = list(per)
-    print("| stage, in process (seconds) | " + " | ".join(names) + " |")
+    print("| stage, in process (CPU seconds) | " + " | ".join(names) + " |")
     print("| --- |" + " --- |" * len(names))
     for st in STAGES:
         print(f"| {LABELS.get(st, st)} | " + " | ".join(f"{per[n].get(st, 0.0):.3f}" for n in names) + " |")

@@ -80,17 +80,25 @@ def up2_int(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """16 x the bilinear 2x upsampling of an integer grid (latents.up2), exactly, as int64;
     on the last two axes of (..., h, w)."""
     x = np.asarray(x, np.int64)
-    for axis, size in ((-2, shape[0]), (-1, shape[1])):
-        v = np.moveaxis(x, axis, -1)
-        y = np.empty(v.shape[:-1] + (2 * v.shape[-1],), np.int64)
-        even, odd = y[..., 0::2], y[..., 1::2]
-        np.multiply(v, 3, out=even)
+    for axis, size in ((x.ndim - 2, shape[0]), (x.ndim - 1, shape[1])):
+        n = x.shape[axis]
+        new = list(x.shape)
+        new[axis] = 2 * n
+
+        def at(a, start, stop=None, step=None, _axis=axis):
+            index = [slice(None)] * a.ndim
+            index[_axis] = slice(start, stop, step) if stop is not None or step is not None else start
+            return a[tuple(index)]
+
+        y = np.empty(new, np.int64)
+        even, odd = at(y, 0, None, 2), at(y, 1, None, 2)
+        np.multiply(x, 3, out=even)
         odd[...] = even
-        even[..., 1:] += v[..., :-1]
-        even[..., 0] += v[..., 0]
-        odd[..., :-1] += v[..., 1:]
-        odd[..., -1] += v[..., -1]
-        x = np.moveaxis(y[..., :size], -1, axis)
+        at(even, 1, n)[...] += at(x, 0, n - 1)
+        at(even, 0)[...] += at(x, 0)
+        at(odd, 0, n - 1)[...] += at(x, 1, n)
+        at(odd, n - 1)[...] += at(x, n - 1)
+        x = at(y, 0, size)
     return x
 
 
