@@ -38,7 +38,7 @@ ACT_BITS = 8
 MAX_WEIGHT = 1 << 15  # |integer weight|: |w| < 128
 MAX_LATENT = 1 << 14  # |latent| the coder accepts (inputs stay far below 2^53)
 MAX_ACT = 1 << 30
-CHUNK = 1 << 12  # rows of the network evaluated at once (its intermediates stay in cache)
+CHUNK = 1 << 11  # rows of the network evaluated at once (its intermediates stay in cache)
 LOG_SCALE_MIN, LOG_SCALE_MAX = -64, 96  # log scale in 1/16: b = exp(i / 16), 0.018 .. 403
 
 
@@ -196,37 +196,59 @@ class FixedNet:
     scaled by 2^-8 or 2^-12, with the +1/2 of the rounding folded into the bias). Inputs
     are the latent integers themselves (not times 2^ACT_BITS) and 16 x the upsampled
     parent; the columns that are zero in a pass (an anchor's spatial neighbours, a first
-    frame's temporal context) are left out, and the flags become part of the bias."""
+    frame's temporal context) are left out, and the flags become part of the bias. The
+    first two layers' biases ride in the products: the inputs end in a column of ones and
+    the first layer has one more output, which is always 1 (weight 1 on that column).
 
-    def __init__(self, q: dict[str, np.ndarray]):
+    `limit` bounds the latents' magnitude (every value the contexts read): from it follow
+    bounds of the activations, and where they stay below MAX_ACT the clip to MAX_ACT,
+    which then cannot change anything, is skipped."""
+
+    def __init__(self, q: dict[str, np.ndarray], limit: int = MAX_LATENT):
         f = as_float(q)
         w1 = f["c_w1"]
+        self.limit = min(int(limit), MAX_LATENT)
         self.temporal = w1.shape[1] > CTX_INPUTS
-        self.hidden = w1.shape[0]
+        self.hidden = h = w1.shape[0]
         self.w1 = w1
         self.b1 = f["c_b1"] + 0.5
-        self.w2 = np.ascontiguousarray(f["c_w2"].T) * 2.0 ** -WEIGHT_BITS
-        self.b2 = f["c_b2"] + 0.5
+        w2 = np.zeros((h + 1, h))
+        w2[:h] = f["c_w2"].T * 2.0 ** -WEIGHT_BITS
+        w2[h] = f["c_b2"] + 0.5
+        self.w2 = w2
         self.w3 = np.ascontiguousarray(f["c_w3"].T) * 2.0 ** -(WEIGHT_BITS + 4)
         self.b3 = (f["c_b3"] + f["c_grid"]) / 16 + 0.5  # (grids, 2), in 1/16 (+ the rounding's 1/2)
-        self._first: dict[tuple[bool, bool, bool], tuple[np.ndarray, np.ndarray]] = {}
+        self._first: dict[tuple[bool, bool, bool], tuple[np.ndarray, bool, bool]] = {}
 
-    def first(self, anchor: bool, parent: bool, prev: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs, hidden) weights and the bias of the first layer for one kind of pass."""
+    def first(self, anchor: bool, parent: bool, prev: bool) -> tuple[np.ndarray, bool, bool]:
+        """The first layer's (inputs + 1, hidden + 1) weights for one kind of pass (the last
+        input row: the bias; the last output: the constant 1 that carries the second layer's
+        bias), and whether each hidden layer's clip to MAX_ACT can matter."""
         key = (anchor, parent, prev)
         if key not in self._first:
-            w1, cols, bias = self.w1, [], self.b1.copy()
+            w1, h, cols, top = self.w1, self.hidden, [], []
+            bias = self.b1.copy()
             if not anchor:
                 cols.append(w1[:, 0:4])
+                top += [self.limit] * 4
             if parent:
                 cols.append(w1[:, 4:9] / 16)  # the input is 16 x the upsampled parent, not 256 x
+                top += [16 * self.limit] * 5
             if anchor:
                 bias += w1[:, CTX_INPUTS - 1]
             if prev:
                 cols.append(w1[:, CTX_INPUTS:CTX_INPUTS + 5])
+                top += [self.limit] * 5
                 bias += w1[:, CTX_INPUTS + TEMPORAL_INPUTS - 1]
-            w = np.concatenate(cols, axis=1).T.copy() if cols else np.zeros((0, self.hidden))
-            self._first[key] = (w, bias)
+            k = sum(c.shape[1] for c in cols)
+            w = np.zeros((k + 1, h + 1))
+            if cols:
+                w[:k, :h] = np.concatenate(cols, axis=1).T
+            w[k, :h] = bias
+            w[k, h] = 1.0
+            bound1 = np.abs(w[:k, :h]).T @ np.array(top, np.float64) + np.abs(bias)  # h1 <= bound1
+            bound2 = np.abs(self.w2[:h]).T @ bound1 + np.abs(self.w2[h])
+            self._first[key] = (w, bool(bound1.max(initial=0) >= MAX_ACT), bool(bound2.max(initial=0) >= MAX_ACT))
         return self._first[key]
 
     def predict(self, shape: tuple[int, int], anchor: bool, sel: tuple[int, ...], grids: tuple[int, ...],
@@ -237,15 +259,18 @@ class FixedNet:
         far, 16 x their upsampled parents and the previous frame's grids, each (planes,
         h + 2, w + 2) float64 zero-padded by one (None where absent); grids[p] is plane
         p's grid index (for its output bias)."""
-        centre = _batch_index(shape, anchor, sel)
+        centre = _batch_index(shape, anchor, sel)  # minus (w + 3): the N neighbour of the first cell is 0
         n, wp = centre.size, shape[1] + 2
-        nb = (0, -wp, wp, -1, 1)  # centre, N, S, W, E
+        base = wp + 1
+        nb = (base, base - wp, base + wp, base - 1, base + 1)  # centre, N, S, W, E: starts of shifted views
         sources = ([] if anchor else [(cur, nb[1:])]) + ([(par, nb)] if par is not None else []) \
             + ([(prv, nb)] if prv is not None else [])
-        w1, b1 = self.first(anchor, par is not None, prv is not None)
+        w1, clip1, clip2 = self.first(anchor, par is not None, prv is not None)
+        k = w1.shape[0] - 1
         rows = min(CHUNK, n)
-        x = np.empty((rows, w1.shape[0]), order="F")
-        h1, h2 = np.empty((rows, self.hidden)), np.empty((rows, self.hidden))
+        x = np.empty((rows, k + 1), order="F")
+        x[:, k] = 1.0
+        h1, h2 = np.empty((rows, self.hidden + 1)), np.empty((rows, self.hidden))
         raw = np.empty((n, 2))
         for lo in range(0, n, CHUNK):
             hi = min(n, lo + CHUNK)
@@ -253,15 +278,15 @@ class FixedNet:
             c = centre[lo:hi]
             xc, a, b = x[:m], h1[:m], h2[:m]
             j = 0
-            for src, offsets in sources:
+            for src, starts in sources:
                 flat = src.reshape(-1)
-                for off in offsets:
-                    np.take(flat, c + off if off else c, out=xc[:, j])
+                for start in starts:
+                    np.take(flat[start:], c, out=xc[:, j])
                     j += 1
             np.matmul(xc, w1, out=a)
-            _layer(a, b1)
+            _layer(a, clip1)
             np.matmul(a, self.w2, out=b)
-            _layer(b, self.b2)
+            _layer(b, clip2)
             np.matmul(b, self.w3, out=raw[lo:hi])
         means, scales = np.empty(n), np.empty(n)
         per = n // max(1, len(sel))
@@ -277,12 +302,13 @@ class FixedNet:
         return means, scales
 
 
-def _layer(a: np.ndarray, bias: np.ndarray) -> None:
-    """A hidden layer's rounding and activation, in place: floor(a + bias) clipped to [0, MAX_ACT]."""
-    a += bias
+def _layer(a: np.ndarray, clip: bool) -> None:
+    """A hidden layer's rounding and activation, in place: floor(a) clipped to [0, MAX_ACT]
+    (the upper clip only where it can matter)."""
     np.floor(a, out=a)
     np.maximum(a, 0, out=a)
-    np.minimum(a, MAX_ACT, out=a)
+    if clip:
+        np.minimum(a, MAX_ACT, out=a)
 
 
 @functools.lru_cache(maxsize=64)
@@ -298,10 +324,9 @@ def _pass_index(shape: tuple[int, int], anchor: bool) -> tuple[np.ndarray, np.nd
 
 @functools.lru_cache(maxsize=64)
 def _batch_index(shape: tuple[int, int], anchor: bool, sel: tuple[int, ...]) -> np.ndarray:
-    """_pass_index's padded indices for the planes `sel` of a (planes, h + 2, w + 2) stack."""
-    padded = _pass_index(shape, anchor)[1]
-    if sel == (0,):
-        return padded
+    """_pass_index's padded indices for the planes `sel` of a (planes, h + 2, w + 2) stack,
+    less w + 3 (so that every neighbour is a view of the flat stack shifted by >= 0)."""
+    padded = _pass_index(shape, anchor)[1] - (shape[1] + 3)
     size = (shape[0] + 2) * (shape[1] + 2)
     out = np.concatenate([padded + p * size for p in sel])
     out.flags.writeable = False
@@ -384,7 +409,7 @@ def _code_level(net: FixedNet, ks: list[int], shape: tuple[int, int], parents: l
 def encode_grids(latents: list[np.ndarray], grids: list[tuple[int, int, tuple[int, int]]],
                  q: dict[str, np.ndarray]) -> list[CodedStream]:
     """latents: one int grid per entry of `grids` ((level, plane, shape), coarsest first)."""
-    net = FixedNet(q)
+    net = FixedNet(q, max((int(np.abs(z).max()) for z in latents if np.size(z)), default=0))
     coded: list[CodedStream | None] = [None] * len(grids)
     done: dict[tuple[int, int], np.ndarray] = {}
     for ks in _levels(grids):
@@ -419,7 +444,7 @@ def encode_grids(latents: list[np.ndarray], grids: list[tuple[int, int, tuple[in
 
 def decode_grids(coded: list[CodedStream], grids: list[tuple[int, int, tuple[int, int]]],
                  q: dict[str, np.ndarray]) -> list[np.ndarray]:
-    net = FixedNet(q)
+    net = FixedNet(q, max((max(abs(c.lo), abs(c.hi)) for c in coded), default=0))
     out: list[np.ndarray] = [None] * len(grids)  # type: ignore[list-item]
     done: dict[tuple[int, int], np.ndarray] = {}
     for ks in _levels(grids):
@@ -466,7 +491,7 @@ def encode_stream(frames: list[list[np.ndarray]], grids: list[tuple[int, int, tu
         return CodedStream(lo, hi, np.zeros(0, np.uint32))
     enc = constriction.stream.queue.RangeEncoder()
     model = constriction.stream.model.QuantizedLaplace(lo, hi)
-    net = FixedNet(q)
+    net = FixedNet(q, max(abs(lo), abs(hi)))
 
     def coder(values, mean, scale):
         enc.encode(values.astype(np.int32), model, mean, scale)
@@ -491,7 +516,7 @@ class StreamDecoder:
 
     def __init__(self, coded: CodedStream, grids: list[tuple[int, int, tuple[int, int]]], q: dict[str, np.ndarray]):
         self.coded, self.grids, self.q = coded, grids, as_float(q)
-        self.net = FixedNet(q)
+        self.net = FixedNet(q, max(abs(coded.lo), abs(coded.hi)))
         self.model = None
         if coded.lo != coded.hi:
             self.dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(coded.words, np.uint32))
