@@ -252,37 +252,27 @@ class FixedNet:
         return self._first[key]
 
     def predict(self, shape: tuple[int, int], anchor: bool, sel: tuple[int, ...], grids: tuple[int, ...],
-                cur: np.ndarray | None, par: np.ndarray | None, prv: np.ndarray | None
-                ) -> tuple[np.ndarray, np.ndarray]:
+                ctx: Contexts) -> tuple[np.ndarray, np.ndarray]:
         """Means and scales of one checkerboard pass over the planes `sel` of a level, in
-        that order (raster order within each): cur, par and prv are the level's grids so
-        far, 16 x their upsampled parents and the previous frame's grids, each (planes,
-        h + 2, w + 2) float64 zero-padded by one (None where absent); grids[p] is plane
+        that order (raster order within each), from the level's Contexts; grids[p] is plane
         p's grid index (for its output bias)."""
-        centre = _batch_index(shape, anchor, sel)  # minus (w + 3): the N neighbour of the first cell is 0
-        n, wp = centre.size, shape[1] + 2
-        base = wp + 1
-        nb = (base, base - wp, base + wp, base - 1, base + 1)  # centre, N, S, W, E: starts of shifted views
-        sources = ([] if anchor else [(cur, nb[1:])]) + ([(par, nb)] if par is not None else []) \
-            + ([(prv, nb)] if prv is not None else [])
-        w1, clip1, clip2 = self.first(anchor, par is not None, prv is not None)
+        centre = _batch_index(shape, anchor, sel)
+        n = centre.size
+        offsets = ctx.offsets(anchor)
+        w1, clip1, clip2 = self.first(anchor, ctx.parent, ctx.prev)
         k = w1.shape[0] - 1
         rows = min(CHUNK, n)
-        x = np.empty((rows, k + 1), order="F")
-        x[:, k] = 1.0
+        index = np.empty((rows, k + 1), np.intp)
+        index[:, k] = ctx.one  # the column of ones
+        x = np.empty((rows, k + 1))
         h1, h2 = np.empty((rows, self.hidden + 1)), np.empty((rows, self.hidden))
         raw = np.empty((n, 2))
         for lo in range(0, n, CHUNK):
             hi = min(n, lo + CHUNK)
             m = hi - lo
-            c = centre[lo:hi]
             xc, a, b = x[:m], h1[:m], h2[:m]
-            j = 0
-            for src, starts in sources:
-                flat = src.reshape(-1)
-                for start in starts:
-                    np.take(flat[start:], c, out=xc[:, j])
-                    j += 1
+            np.add(centre[lo:hi, None], offsets, out=index[:m, :k])
+            ctx.flat.take(index[:m], out=xc, mode="clip")  # the indices are in range: no check, no buffer
             np.matmul(xc, w1, out=a)
             _layer(a, clip1)
             np.matmul(a, self.w2, out=b)
@@ -300,6 +290,33 @@ class FixedNet:
             np.take(SCALES, index, out=scales[j * per:(j + 1) * per])
         means *= 1 / 16
         return means, scales
+
+
+class Contexts:
+    """A level's inputs in one flat float64 buffer, so that a pass gathers all its inputs
+    at once: its grids so far (cur), 16 x their upsampled parents (par) and the previous
+    frame's grids (prv), each (planes, h + 2, w + 2) and zero-padded by one, then a 1.0
+    (the column that carries the biases). `parent` and `prev` say which the pass reads."""
+
+    def __init__(self, planes: int, shape: tuple[int, int], parent: bool, prev: bool):
+        hp, wp = shape[0] + 2, shape[1] + 2
+        block = planes * hp * wp
+        self.flat = np.zeros(3 * block + 1)
+        self.flat[-1] = 1.0
+        self.one = 3 * block
+        self.cur, self.par, self.prv = (self.flat[i * block:(i + 1) * block].reshape(planes, hp, wp)
+                                        for i in range(3))
+        self.parent, self.prev = parent, prev
+        # offsets from _batch_index's (centre - (w + 3)): centre, N, S, W, E
+        around = np.array([wp + 1, 1, 2 * wp + 1, wp, wp + 2], np.intp)
+        self._offsets = {}
+        for anchor in (True, False):
+            parts = ([] if anchor else [around[1:]]) + ([around + block] if parent else []) \
+                + ([around + 2 * block] if prev else [])
+            self._offsets[anchor] = np.concatenate(parts) if parts else np.zeros(0, np.intp)
+
+    def offsets(self, anchor: bool) -> np.ndarray:
+        return self._offsets[anchor]
 
 
 def _layer(a: np.ndarray, clip: bool) -> None:
@@ -325,18 +342,11 @@ def _pass_index(shape: tuple[int, int], anchor: bool) -> tuple[np.ndarray, np.nd
 @functools.lru_cache(maxsize=64)
 def _batch_index(shape: tuple[int, int], anchor: bool, sel: tuple[int, ...]) -> np.ndarray:
     """_pass_index's padded indices for the planes `sel` of a (planes, h + 2, w + 2) stack,
-    less w + 3 (so that every neighbour is a view of the flat stack shifted by >= 0)."""
+    less w + 3 (so that a neighbour's index is this plus an offset >= 0: Contexts.offsets)."""
     padded = _pass_index(shape, anchor)[1] - (shape[1] + 3)
     size = (shape[0] + 2) * (shape[1] + 2)
     out = np.concatenate([padded + p * size for p in sel])
     out.flags.writeable = False
-    return out
-
-
-def _padded_stack(grids: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    out = np.zeros((len(grids), shape[0] + 2, shape[1] + 2))
-    for p, g in enumerate(grids):
-        out[p, 1:-1, 1:-1] = g
     return out
 
 
@@ -364,16 +374,16 @@ def _code_level(net: FixedNet, ks: list[int], shape: tuple[int, int], parents: l
     decode = values is None
     nplanes = len(ks)
     out = np.zeros((nplanes,) + shape, np.int64) if decode else values
-    cur = np.zeros((nplanes, shape[0] + 2, shape[1] + 2))
+    if any(p is not None for p in parents) and not all(p is not None for p in parents):
+        raise ValueError("a level's grids all have a parent or none")
+    ctx = Contexts(nplanes, shape, bool(parents) and parents[0] is not None, prevs is not None)
+    cur = ctx.cur
     if not decode:
         cur[:, 1:-1, 1:-1] = values
-    par = None
-    if all(p is not None for p in parents) and parents:
-        par = np.zeros_like(cur)
-        par[:, 1:-1, 1:-1] = up2_int(np.stack(parents), shape)
-    elif any(p is not None for p in parents):
-        raise ValueError("a level's grids all have a parent or none")
-    prv = None if prevs is None else _padded_stack(prevs, shape)
+    if ctx.parent:
+        ctx.par[:, 1:-1, 1:-1] = up2_int(np.stack(parents), shape)
+    if prevs is not None:
+        ctx.prv[:, 1:-1, 1:-1] = np.stack(prevs)
     active = tuple(p for p in range(nplanes) if coders[p] is not None)
     if not active:
         return out
@@ -391,16 +401,16 @@ def _code_level(net: FixedNet, ks: list[int], shape: tuple[int, int], parents: l
 
     n_anchor = _pass_index(shape, True)[0].size
     n_other = _pass_index(shape, False)[0].size
-    mean, scale = net.predict(shape, True, active, ks, cur, par, prv)
+    mean, scale = net.predict(shape, True, active, ks, ctx)
     if one_stream:
         for j, p in enumerate(active):
             run(p, True, mean[j * n_anchor:(j + 1) * n_anchor], scale[j * n_anchor:(j + 1) * n_anchor])
-            m2, s2 = net.predict(shape, False, (p,), ks, cur, par, prv)
+            m2, s2 = net.predict(shape, False, (p,), ks, ctx)
             run(p, False, m2, s2)
         return out
     for j, p in enumerate(active):
         run(p, True, mean[j * n_anchor:(j + 1) * n_anchor], scale[j * n_anchor:(j + 1) * n_anchor])
-    mean, scale = net.predict(shape, False, active, ks, cur, par, prv)
+    mean, scale = net.predict(shape, False, active, ks, ctx)
     for j, p in enumerate(active):
         run(p, False, mean[j * n_other:(j + 1) * n_other], scale[j * n_other:(j + 1) * n_other])
     return out

@@ -135,14 +135,13 @@ def test_fixed_net_equals_predict_at_the_extremes():
     z = rng.integers(-cm.MAX_LATENT + 1, cm.MAX_LATENT, shape)
     parent = rng.integers(-cm.MAX_LATENT + 1, cm.MAX_LATENT, (6, 7))
     net = cm.FixedNet(q)
-    cur = np.zeros((1, 13, 15))
-    cur[0, 1:-1, 1:-1] = z
-    par = np.zeros_like(cur)
-    par[0, 1:-1, 1:-1] = cm.up2_int(parent, shape)
+    ctx = cm.Contexts(1, shape, True, False)
+    ctx.cur[0, 1:-1, 1:-1] = z
+    ctx.par[0, 1:-1, 1:-1] = cm.up2_int(parent, shape)
     for anchor in (True, False):
         rows, cols = cm.positions(shape, anchor)
         mean, scale = cm.predict(q, 0, cm.contexts(z, cm.up2_int(parent, shape), rows, cols, anchor))
-        m2, s2 = net.predict(shape, anchor, (0,), (0,), cur, par, None)
+        m2, s2 = net.predict(shape, anchor, (0,), (0,), ctx)
         np.testing.assert_array_equal(mean, m2)
         np.testing.assert_array_equal(scale, s2)
 
