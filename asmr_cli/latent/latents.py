@@ -219,10 +219,13 @@ def synthesize(ops: ArrayOps, layout: Layout, p: dict[str, Array], latents: list
 TILE_PIXELS = 1 << 14  # pixels the numpy synthesis runs at once (the per-pixel stage in row bands that stay in cache)
 
 
-def synthesize_numpy(layout: Layout, p: dict[str, np.ndarray], latents: list[np.ndarray]) -> np.ndarray:
+def synthesize_numpy(layout: Layout, p: dict[str, np.ndarray], latents: list[np.ndarray],
+                     threads: int = 1) -> np.ndarray:
     """`synthesize` on numpy in bands of rows: the pyramid down to level 1 once, then
     per band the last upsampling, level 0's term and the MLP, so memory stays at about
-    TILE_PIXELS x (C + hidden) floats whatever the image size. Same values."""
+    TILE_PIXELS x (C + hidden) floats per thread whatever the image size. The bands are
+    independent, so `threads` threads (numpy releases the GIL in its array work) share them
+    with the same result. Same values."""
     c, hgt, wid = layout.channels, layout.height, layout.width
     if layout.levels < 2 or hgt * wid <= TILE_PIXELS:
         return synthesize(NUMPY, layout, p, latents)
@@ -231,12 +234,39 @@ def synthesize_numpy(layout: Layout, p: dict[str, np.ndarray], latents: list[np.
     z0 = latents[0]
     out = np.empty((c, hgt, wid), np.float32)
     rows = max(2, TILE_PIXELS // wid)
-    for r0 in range(0, hgt, rows):
-        r1 = min(hgt, r0 + rows)
-        i0, i1 = max(0, r0 // 2 - 1), min(h1, (r1 + 1) // 2 + 1)  # coarse rows the band needs
-        band = up2(NUMPY, a1[:, i0:i1], (2 * (i1 - i0), wid))[:, r0 - 2 * i0:r1 - 2 * i0]
-        a0 = band + (p["mod0"] @ z0[:, r0:r1].reshape(z0.shape[0], -1)).reshape(-1, r1 - r0, wid)
-        out[:, r0:r1] = mlp(NUMPY, layout, p, a0.reshape(a0.shape[0], -1)).reshape(c, r1 - r0, wid)
+    starts = list(range(0, hgt, rows))
+
+    def bands(r0s: list[int]) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):  # numpy's error state is per thread
+            for r0 in r0s:
+                r1 = min(hgt, r0 + rows)
+                i0, i1 = max(0, r0 // 2 - 1), min(h1, (r1 + 1) // 2 + 1)  # coarse rows the band needs
+                band = up2(NUMPY, a1[:, i0:i1], (2 * (i1 - i0), wid))[:, r0 - 2 * i0:r1 - 2 * i0]
+                a0 = band + (p["mod0"] @ z0[:, r0:r1].reshape(z0.shape[0], -1)).reshape(-1, r1 - r0, wid)
+                out[:, r0:r1] = mlp(NUMPY, layout, p, a0.reshape(a0.shape[0], -1)).reshape(c, r1 - r0, wid)
+
+    threads = max(1, min(threads, len(starts)))
+    if threads == 1:
+        bands(starts)
+        return out
+    import threading
+
+    errors: list[BaseException] = []
+
+    def worker(r0s: list[int]) -> None:
+        try:
+            bands(r0s)
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+
+    helpers = [threading.Thread(target=worker, args=(starts[i::threads],), daemon=True) for i in range(1, threads)]
+    for t in helpers:
+        t.start()
+    worker(starts[0::threads])
+    for t in helpers:
+        t.join()
+    if errors:
+        raise errors[0]
     return out
 
 

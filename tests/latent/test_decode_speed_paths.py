@@ -182,3 +182,4 @@ def test_banded_synthesis_same_bits_as_the_whole(layout, monkeypatch):
            for lv, s in enumerate(layout.shapes)]
     whole = latents.synthesize(REFERENCE_OPS, layout, p, lat)
     np.testing.assert_array_equal(latents.synthesize_numpy(layout, p, lat), whole)
+    np.testing.assert_array_equal(latents.synthesize_numpy(layout, p, lat, threads=3), whole)
