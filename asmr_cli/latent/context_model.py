@@ -328,12 +328,27 @@ def _layer(a: np.ndarray, clip: bool) -> None:
         np.minimum(a, MAX_ACT, out=a)
 
 
+def _raster(shape: tuple[int, int], anchor: bool, stride: int, offset: int) -> np.ndarray:
+    """row * stride + col + offset for the cells of a checkerboard pass, in raster order
+    (the order of `positions`), built a pair of rows at a time."""
+    h, w = shape
+    first = 0 if anchor else 1  # the first column of the pass on even rows (odd rows: the other)
+    ce, co = np.arange(first, w, 2), np.arange(1 - first, w, 2)
+    even, odd = np.arange(0, h, 2) * stride + offset, np.arange(1, h, 2) * stride + offset
+    pairs = np.empty((odd.size, ce.size + co.size), np.intp)
+    pairs[:, :ce.size] = even[:odd.size, None] + ce
+    pairs[:, ce.size:] = odd[:, None] + co
+    out = pairs.reshape(-1)
+    if even.size > odd.size:
+        out = np.concatenate([out, even[-1] + ce])
+    return out
+
+
 @functools.lru_cache(maxsize=64)
 def _pass_index(shape: tuple[int, int], anchor: bool) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices of a checkerboard pass's positions, in raster order: into the (h, w) grid
     and into the grid zero-padded by one (read-only, cached)."""
-    rows, cols = positions(shape, anchor)
-    out = rows * shape[1] + cols, (rows + 1) * (shape[1] + 2) + cols + 1
+    out = _raster(shape, anchor, shape[1], 0), _raster(shape, anchor, shape[1] + 2, shape[1] + 3)
     for a in out:
         a.flags.writeable = False
     return out

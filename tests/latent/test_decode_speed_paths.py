@@ -183,3 +183,12 @@ def test_banded_synthesis_same_bits_as_the_whole(layout, monkeypatch):
     whole = latents.synthesize(REFERENCE_OPS, layout, p, lat)
     np.testing.assert_array_equal(latents.synthesize_numpy(layout, p, lat), whole)
     np.testing.assert_array_equal(latents.synthesize_numpy(layout, p, lat, threads=3), whole)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (2, 1), (3, 3), (4, 7), (7, 4), (6, 6)])
+def test_pass_index_follows_positions(shape):
+    for anchor in (True, False):
+        rows, cols = cm.positions(shape, anchor)
+        flat, padded = cm._pass_index(shape, anchor)
+        np.testing.assert_array_equal(flat, rows * shape[1] + cols)
+        np.testing.assert_array_equal(padded, (rows + 1) * (shape[1] + 2) + cols + 1)
