@@ -221,27 +221,37 @@ TILE_PIXELS = 1 << 14  # pixels the numpy synthesis runs at once (the per-pixel 
 
 def synthesize_numpy(layout: Layout, p: dict[str, np.ndarray], latents: list[np.ndarray],
                      threads: int = 1) -> np.ndarray:
-    """`synthesize` on numpy in bands of rows: the pyramid down to level 1 once, then
-    per band the last upsampling, level 0's term and the MLP, so memory stays at about
+    """`synthesize` on numpy in bands of rows: the pyramid down to level 2 once, then per
+    band the rows of level 1 it needs, the last upsampling, level 0's term and the MLP
+    (two levels per band: level 1 alone is a quarter of the pixels), so memory stays at about
     TILE_PIXELS x (C + hidden) floats per thread whatever the image size. The bands are
     independent, so `threads` threads (numpy releases the GIL in its array work) share them
     with the same result. Same values."""
     c, hgt, wid = layout.channels, layout.height, layout.width
     if layout.levels < 2 or hgt * wid <= TILE_PIXELS:
         return synthesize(NUMPY, layout, p, latents)
-    a1 = features(NUMPY, layout, p, latents, stop=1)
-    h1 = a1.shape[1]
-    z0 = latents[0]
+    fuse = layout.levels >= 3  # level 1 too is computed band by band, from level 2
+    coarse = features(NUMPY, layout, p, latents, stop=2 if fuse else 1)
+    (h1, w1) = layout.shapes[1]
+    z0, z1 = latents[0], latents[1]
     out = np.empty((c, hgt, wid), np.float32)
-    rows = max(2, TILE_PIXELS // wid)
+    rows = max(8, TILE_PIXELS // wid)
     starts = list(range(0, hgt, rows))
+
+    def level1(i0: int, i1: int) -> np.ndarray:
+        """Rows [i0, i1) of a_1."""
+        if not fuse:
+            return coarse[:, i0:i1]
+        j0, j1 = max(0, i0 // 2 - 1), min(coarse.shape[1], (i1 + 1) // 2 + 1)  # level-2 rows they need
+        up = up2(NUMPY, coarse[:, j0:j1], (2 * (j1 - j0), w1))[:, i0 - 2 * j0:i1 - 2 * j0]
+        return up + (p["mod1"] @ z1[:, i0:i1].reshape(z1.shape[0], -1)).reshape(-1, i1 - i0, w1)
 
     def bands(r0s: list[int]) -> None:
         with np.errstate(over="ignore", invalid="ignore"):  # numpy's error state is per thread
             for r0 in r0s:
                 r1 = min(hgt, r0 + rows)
-                i0, i1 = max(0, r0 // 2 - 1), min(h1, (r1 + 1) // 2 + 1)  # coarse rows the band needs
-                band = up2(NUMPY, a1[:, i0:i1], (2 * (i1 - i0), wid))[:, r0 - 2 * i0:r1 - 2 * i0]
+                i0, i1 = max(0, r0 // 2 - 1), min(h1, (r1 + 1) // 2 + 1)  # level-1 rows the band needs
+                band = up2(NUMPY, level1(i0, i1), (2 * (i1 - i0), wid))[:, r0 - 2 * i0:r1 - 2 * i0]
                 a0 = band + (p["mod0"] @ z0[:, r0:r1].reshape(z0.shape[0], -1)).reshape(-1, r1 - r0, wid)
                 out[:, r0:r1] = mlp(NUMPY, layout, p, a0.reshape(a0.shape[0], -1)).reshape(c, r1 - r0, wid)
 
