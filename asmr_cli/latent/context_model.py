@@ -218,12 +218,12 @@ class FixedNet:
         self.w2 = w2
         self.w3 = np.ascontiguousarray(f["c_w3"].T) * 2.0 ** -(WEIGHT_BITS + 4)
         self.b3 = (f["c_b3"] + f["c_grid"]) / 16 + 0.5  # (grids, 2), in 1/16 (+ the rounding's 1/2)
-        self._first: dict[tuple[bool, bool, bool], tuple[np.ndarray, bool, bool]] = {}
+        self._first: dict[tuple[bool, bool, bool], tuple[np.ndarray, bool, bool, bool]] = {}
 
-    def first(self, anchor: bool, parent: bool, prev: bool) -> tuple[np.ndarray, bool, bool]:
+    def first(self, anchor: bool, parent: bool, prev: bool) -> tuple[np.ndarray, bool, bool, bool]:
         """The first layer's (inputs + 1, hidden + 1) weights for one kind of pass (the last
         input row: the bias; the last output: the constant 1 that carries the second layer's
-        bias), and whether each hidden layer's clip to MAX_ACT can matter."""
+        bias), and whether each hidden layer's clip to MAX_ACT and the mean's clip can matter."""
         key = (anchor, parent, prev)
         if key not in self._first:
             w1, h, cols, top = self.w1, self.hidden, [], []
@@ -248,7 +248,9 @@ class FixedNet:
             w[k, h] = 1.0
             bound1 = np.abs(w[:k, :h]).T @ np.array(top, np.float64) + np.abs(bias)  # h1 <= bound1
             bound2 = np.abs(self.w2[:h]).T @ bound1 + np.abs(self.w2[h])
-            self._first[key] = (w, bool(bound1.max(initial=0) >= MAX_ACT), bool(bound2.max(initial=0) >= MAX_ACT))
+            bound3 = np.abs(self.w3[:, 0]) @ np.minimum(bound2, MAX_ACT) + np.abs(self.b3[:, 0]).max(initial=0) + 1
+            self._first[key] = (w, bool(bound1.max(initial=0) >= MAX_ACT), bool(bound2.max(initial=0) >= MAX_ACT),
+                                bool(bound3 >= 16 * MAX_LATENT))
         return self._first[key]
 
     def predict(self, shape: tuple[int, int], anchor: bool, sel: tuple[int, ...], grids: tuple[int, ...],
@@ -259,7 +261,7 @@ class FixedNet:
         centre = _batch_index(shape, anchor, sel)
         n = centre.size
         offsets = ctx.offsets(anchor)
-        w1, clip1, clip2 = self.first(anchor, ctx.parent, ctx.prev)
+        w1, clip1, clip2, clip3 = self.first(anchor, ctx.parent, ctx.prev)
         k = w1.shape[0] - 1
         rows = min(CHUNK, n)
         index = np.empty((rows, k + 1), np.intp)
@@ -284,11 +286,15 @@ class FixedNet:
             o = raw[j * per:(j + 1) * per]
             o += self.b3[grids[p]]
             np.floor(o, out=o)
-            np.clip(o[:, 0], -16 * MAX_LATENT, 16 * MAX_LATENT, out=means[j * per:(j + 1) * per])
-            index = np.clip(o[:, 1], LOG_SCALE_MIN, LOG_SCALE_MAX).astype(np.int64)
+            mean = means[j * per:(j + 1) * per]
+            if clip3:
+                np.clip(o[:, 0], -16 * MAX_LATENT, 16 * MAX_LATENT, out=mean)
+                mean *= 1 / 16
+            else:  # the bounds keep the mean inside the clip
+                np.multiply(o[:, 0], 1 / 16, out=mean)
+            index = o[:, 1].astype(np.intp)  # integers: exact
             index -= LOG_SCALE_MIN
-            np.take(SCALES, index, out=scales[j * per:(j + 1) * per])
-        means *= 1 / 16
+            SCALES.take(index, out=scales[j * per:(j + 1) * per], mode="clip")  # the clip of the log scale
         return means, scales
 
 
@@ -406,11 +412,8 @@ def _code_level(net: FixedNet, ks: list[int], shape: tuple[int, int], parents: l
 
     def run(p: int, anchor: bool, mean: np.ndarray, scale: np.ndarray) -> None:
         flat, padded = _pass_index(shape, anchor)
-        if decode:
-            v = coders[p](flat.size, mean, scale)
-            flat_out[p, flat] = v
-            if anchor:
-                cur_flat[p, padded] = v
+        if decode:  # into the padded float grid; the int grid is taken from it at the end
+            cur_flat[p, padded] = coders[p](flat.size, mean, scale)
         else:
             coders[p](flat_out[p, flat], mean, scale)
 
@@ -422,12 +425,14 @@ def _code_level(net: FixedNet, ks: list[int], shape: tuple[int, int], parents: l
             run(p, True, mean[j * n_anchor:(j + 1) * n_anchor], scale[j * n_anchor:(j + 1) * n_anchor])
             m2, s2 = net.predict(shape, False, (p,), ks, ctx)
             run(p, False, m2, s2)
-        return out
-    for j, p in enumerate(active):
-        run(p, True, mean[j * n_anchor:(j + 1) * n_anchor], scale[j * n_anchor:(j + 1) * n_anchor])
-    mean, scale = net.predict(shape, False, active, ks, ctx)
-    for j, p in enumerate(active):
-        run(p, False, mean[j * n_other:(j + 1) * n_other], scale[j * n_other:(j + 1) * n_other])
+    else:
+        for j, p in enumerate(active):
+            run(p, True, mean[j * n_anchor:(j + 1) * n_anchor], scale[j * n_anchor:(j + 1) * n_anchor])
+        mean, scale = net.predict(shape, False, active, ks, ctx)
+        for j, p in enumerate(active):
+            run(p, False, mean[j * n_other:(j + 1) * n_other], scale[j * n_other:(j + 1) * n_other])
+    if decode:
+        out[...] = cur[:, 1:-1, 1:-1]  # integers in float64: exact (constant planes stay 0 here)
     return out
 
 
@@ -485,7 +490,7 @@ def decode_grids(coded: list[CodedStream], grids: list[tuple[int, int, tuple[int
 
             def coder(n, mean, scale, _dec=dec, _model=model):
                 try:
-                    return np.asarray(_dec.decode(_model, mean, scale), np.int64)
+                    return _dec.decode(_model, mean, scale)
                 except Exception as exc:  # constriction raises plain exceptions on bad data
                     raise AsmrError(f"corrupt file: latent decoding failed ({exc})") from None
 
@@ -549,7 +554,7 @@ class StreamDecoder:
 
     def _coder(self, n, mean, scale):
         try:
-            return np.asarray(self.dec.decode(self.model, mean, scale), np.int64)
+            return self.dec.decode(self.model, mean, scale)
         except Exception as exc:  # constriction raises plain exceptions on bad data
             raise AsmrError(f"corrupt file: latent decoding failed ({exc})") from None
 
