@@ -223,6 +223,12 @@ def clip_stages(path: Path, dst: Path) -> dict[str, float]:
     return t
 
 
+def macs(path: Path) -> float:
+    from asmr_cli.api.images import describe
+
+    return describe(path.read_bytes())["macs_per_pixel"]
+
+
 STAGES = ["parse", "weights", "predictions", "entropy", "upsampling", "synthesis", "to integers", "write"]
 LABELS = {"predictions": "context predictions", "entropy": "range decoding and the rest of entropy decoding",
           "upsampling": "synthesis: 2x upsampling", "synthesis": "synthesis: modulation and MLP",
@@ -259,8 +265,10 @@ def main() -> int:
     for name, path in files.items():
         dst = tmp / (f"{name}.mp4" if name == "carphone" else f"{name.replace(' ', '_')}.png")
         rows.append((f"`asmr decode` {name}", [py, "-m", "asmr_cli", "decode", str(path), "-o", str(dst), "-f"]))
+    whole = {}
     for name, cmd in rows:
         sec, cpu = best_of(cmd, args.repeat)
+        whole[name] = (sec, cpu)
         fps = (lambda t: f" ({120 / t:.1f} frames/s)") if "carphone" in name else (lambda t: "")
         print(f"| {name} | {sec:.3f}{fps(sec)} | {cpu:.3f}{fps(cpu)} | {loadavg()} |", flush=True)
     print()
@@ -277,6 +285,15 @@ def main() -> int:
     for st in STAGES:
         print(f"| {LABELS.get(st, st)} | " + " | ".join(f"{per[n].get(st, 0.0):.3f}" for n in names) + " |")
     print("| total | " + " | ".join(f"{sum(per[n].values()):.3f}" for n in names) + " |")
+    print("| MAC/pixel | " + " | ".join(f"{macs(files[n]):.0f}" for n in names) + " |")
+    imports = whole[rows[1][0]]
+    print()
+    for n in names:
+        if n != "carphone":
+            sec, cpu = whole[f"`asmr decode` {n}"]
+            own = [t - i - per[n]["write"] for t, i in zip((sec, cpu), imports)]
+            print(f"{n}: the decode's own work (whole process - the decode path's imports - writing the PNG): "
+                  f"{own[0]:.3f} s wall, {own[1]:.3f} s CPU")
     print(f"\nload average after: {loadavg()}")
     return 0
 
