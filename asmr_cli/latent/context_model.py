@@ -207,7 +207,7 @@ class FixedNet:
     def __init__(self, q: dict[str, np.ndarray], limit: int = MAX_LATENT):
         f = as_float(q)
         w1 = f["c_w1"]
-        self.limit = min(int(limit), MAX_LATENT)
+        self.limit = int(limit)
         self.temporal = w1.shape[1] > CTX_INPUTS
         self.hidden = h = w1.shape[0]
         self.w1 = w1
@@ -247,7 +247,7 @@ class FixedNet:
             w[k, :h] = bias
             w[k, h] = 1.0
             bound1 = np.abs(w[:k, :h]).T @ np.array(top, np.float64) + np.abs(bias)  # h1 <= bound1
-            bound2 = np.abs(self.w2[:h]).T @ bound1 + np.abs(self.w2[h])
+            bound2 = np.abs(self.w2[:h]).T @ np.minimum(bound1, MAX_ACT) + np.abs(self.w2[h])
             bound3 = np.abs(self.w3[:, 0]) @ np.minimum(bound2, MAX_ACT) + np.abs(self.b3[:, 0]).max(initial=0) + 1
             self._first[key] = (w, bool(bound1.max(initial=0) >= MAX_ACT), bool(bound2.max(initial=0) >= MAX_ACT),
                                 bool(bound3 >= 16 * MAX_LATENT))
@@ -302,23 +302,27 @@ class Contexts:
     """A level's inputs in one flat float64 buffer, so that a pass gathers all its inputs
     at once: its grids so far (cur), 16 x their upsampled parents (par) and the previous
     frame's grids (prv), each (planes, h + 2, w + 2) and zero-padded by one, then a 1.0
-    (the column that carries the biases). `parent` and `prev` say which the pass reads."""
+    (the column that carries the biases). `parent` and `prev` say which the passes read
+    (and which of par and prv exist)."""
 
     def __init__(self, planes: int, shape: tuple[int, int], parent: bool, prev: bool):
         hp, wp = shape[0] + 2, shape[1] + 2
         block = planes * hp * wp
-        self.flat = np.zeros(3 * block + 1)
+        blocks = 1 + parent + prev
+        self.flat = np.zeros(blocks * block + 1)
         self.flat[-1] = 1.0
-        self.one = 3 * block
-        self.cur, self.par, self.prv = (self.flat[i * block:(i + 1) * block].reshape(planes, hp, wp)
-                                        for i in range(3))
+        self.one = blocks * block
+        views = [self.flat[i * block:(i + 1) * block].reshape(planes, hp, wp) for i in range(blocks)]
+        self.cur = views[0]
+        self.par = views[1] if parent else None
+        self.prv = views[-1] if prev else None
         self.parent, self.prev = parent, prev
         # offsets from _batch_index's (centre - (w + 3)): centre, N, S, W, E
         around = np.array([wp + 1, 1, 2 * wp + 1, wp, wp + 2], np.intp)
         self._offsets = {}
         for anchor in (True, False):
             parts = ([] if anchor else [around[1:]]) + ([around + block] if parent else []) \
-                + ([around + 2 * block] if prev else [])
+                + ([around + (blocks - 1) * block] if prev else [])
             self._offsets[anchor] = np.concatenate(parts) if parts else np.zeros(0, np.intp)
 
     def offsets(self, anchor: bool) -> np.ndarray:

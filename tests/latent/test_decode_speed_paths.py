@@ -126,15 +126,16 @@ def test_clip_stream_same_bytes_and_latents(chunk, monkeypatch):
             np.testing.assert_array_equal(z, d)
 
 
-def test_fixed_net_equals_predict_at_the_extremes():
+@pytest.mark.parametrize("limit", [cm.MAX_LATENT, 1 << 21])
+def test_fixed_net_equals_predict_at_the_extremes(limit):
     """Large weights and inputs (products near the 2^53 bound of `predict`): the folded
-    scales stay exact."""
+    scales stay exact, and the clips that the bounds keep are the ones that matter."""
     rng = np.random.default_rng(5)
     shape = (11, 13)
     q = _net(rng, 1, False, spread=cm.MAX_WEIGHT - 1)
     z = rng.integers(-cm.MAX_LATENT + 1, cm.MAX_LATENT, shape)
     parent = rng.integers(-cm.MAX_LATENT + 1, cm.MAX_LATENT, (6, 7))
-    net = cm.FixedNet(q)
+    net = cm.FixedNet(q, limit)
     ctx = cm.Contexts(1, shape, True, False)
     ctx.cur[0, 1:-1, 1:-1] = z
     ctx.par[0, 1:-1, 1:-1] = cm.up2_int(parent, shape)
