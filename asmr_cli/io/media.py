@@ -58,8 +58,12 @@ def float_raster(out: np.ndarray, sizes: tuple[int, ...], bit_depth: int) -> Ras
     """(C, *padded) float output on [0, 1] -> the integer raster (H, W, C) of its first `sizes`."""
     crop = out[(slice(None),) + tuple(slice(0, s) for s in sizes)]
     peak = 65535 if bit_depth == 16 else 255
-    ints = np.clip(np.rint(crop * peak), 0, peak).astype(np.uint16 if bit_depth == 16 else np.uint8)
-    return Raster(np.moveaxis(ints, 0, -1), bit_depth)
+    scaled = crop * peak  # one temporary, rounded and clipped in place
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, peak, out=scaled)
+    ints = np.empty(scaled.shape[1:] + scaled.shape[:1], np.uint16 if bit_depth == 16 else np.uint8)
+    np.copyto(ints, np.moveaxis(scaled, 0, -1), casting="unsafe")  # channels last, contiguous
+    return Raster(ints, bit_depth)
 
 
 def check_input_path(path: Path) -> None:
