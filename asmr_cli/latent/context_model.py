@@ -201,8 +201,8 @@ class FixedNet:
     the first layer has one more output, which is always 1 (weight 1 on that column).
 
     `limit` bounds the latents' magnitude (every value the contexts read): from it follow
-    bounds of the activations, and where they stay below MAX_ACT the clip to MAX_ACT,
-    which then cannot change anything, is skipped."""
+    bounds of the activations and of the mean, and a clip (to MAX_ACT, or of the mean to
+    16 x MAX_LATENT) that these bounds show cannot change anything is skipped."""
 
     def __init__(self, q: dict[str, np.ndarray], limit: int = MAX_LATENT):
         f = as_float(q)
@@ -299,7 +299,7 @@ class FixedNet:
 
 
 class Contexts:
-    """A level's inputs in one flat float64 buffer, so that a pass gathers all its inputs
+    """A level's inputs in one flat float64 buffer (integers, exact), so that a pass gathers all its inputs
     at once: its grids so far (cur), 16 x their upsampled parents (par) and the previous
     frame's grids (prv), each (planes, h + 2, w + 2) and zero-padded by one, then a 1.0
     (the column that carries the biases). `parent` and `prev` say which the passes read
