@@ -207,7 +207,7 @@ def check_image_output(path: Path) -> str:
     return ext
 
 
-def _write_png8(path: Path, pixels: np.ndarray) -> None:
+def write_png8(path: Path, pixels: np.ndarray) -> None:
     """8-bit PNG writer without Pillow: every row with filter 2 (Up: each byte less the byte
     above, mod 256), zlib at PNG_COMPRESS_LEVEL. On decoded pictures its files are as small
     as Pillow's (adaptive filters, level 1) and it takes half the time, with no Pillow
@@ -235,7 +235,7 @@ def write_image(path: Path, raster: Raster, quality: int = 95) -> None:
     px = raster.pixels
     with atomic_output(path) as tmp:
         if ext == ".png":
-            (_write_png16 if raster.bit_depth == 16 else _write_png8)(tmp, px)
+            (_write_png16 if raster.bit_depth == 16 else write_png8)(tmp, px)
         else:
             from PIL import Image
 
