@@ -39,6 +39,7 @@ MAX_WEIGHT = 1 << 15  # |integer weight|: |w| < 128
 MAX_LATENT = 1 << 14  # |latent| the coder accepts (inputs stay far below 2^53)
 MAX_ACT = 1 << 30
 CHUNK = 1 << 11  # rows of the network evaluated at once (its intermediates stay in cache)
+BAND_CELLS = 1 << 18  # a grid of more than twice this is coded plane by plane in bands of rows
 LOG_SCALE_MIN, LOG_SCALE_MAX = -64, 96  # log scale in 1/16: b = exp(i / 16), 0.018 .. 403
 
 
@@ -254,11 +255,13 @@ class FixedNet:
         return self._first[key]
 
     def predict(self, shape: tuple[int, int], anchor: bool, sel: tuple[int, ...], grids: tuple[int, ...],
-                ctx: Contexts) -> tuple[np.ndarray, np.ndarray]:
+                ctx: Contexts, centre: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Means and scales of one checkerboard pass over the planes `sel` of a level, in
         that order (raster order within each), from the level's Contexts; grids[p] is plane
-        p's grid index (for its output bias)."""
-        centre = _batch_index(shape, anchor, sel)
+        p's grid index (for its output bias). `centre`: a part of one plane's pass instead
+        (_batch_index's indices of those cells)."""
+        if centre is None:
+            centre = _batch_index(shape, anchor, sel)
         n = centre.size
         offsets = ctx.offsets(anchor)
         w1, clip1, clip2, clip3 = self.first(anchor, ctx.parent, ctx.prev)
@@ -421,6 +424,11 @@ def _code_level(net: FixedNet, ks: list[int], shape: tuple[int, int], parents: l
         else:
             coders[p](flat_out[p, flat], mean, scale)
 
+    if shape[0] * shape[1] > 2 * BAND_CELLS:  # large grids: plane by plane, in bands of rows
+        _code_bands(net, ks, shape, ctx, active, coders, flat_out if not decode else None)
+        if decode:
+            out[...] = cur[:, 1:-1, 1:-1]
+        return out
     n_anchor = _pass_index(shape, True)[0].size
     n_other = _pass_index(shape, False)[0].size
     mean, scale = net.predict(shape, True, active, ks, ctx)
@@ -438,6 +446,30 @@ def _code_level(net: FixedNet, ks: list[int], shape: tuple[int, int], parents: l
     if decode:
         out[...] = cur[:, 1:-1, 1:-1]  # integers in float64: exact (constant planes stay 0 here)
     return out
+
+
+def _code_bands(net: FixedNet, ks: list[int], shape: tuple[int, int], ctx: Contexts, active: tuple[int, ...],
+                coders: list, values: np.ndarray | None) -> None:
+    """_code_level for large grids, in bounded memory: each plane's anchors, then its other
+    half, in bands of an even number of rows (so the checkerboard's parity is the grid's),
+    each band predicted and then coded (a coder codes a pass in several calls as in one).
+    The order of the symbols is _code_level's for one stream, and each plane's own for
+    several. values: (planes, h * w) when encoding, None when decoding."""
+    h, w = shape
+    wp = w + 2
+    size = (h + 2) * wp
+    rows = max(2, (BAND_CELLS // w) & ~1)
+    cur_flat = ctx.cur.reshape(ctx.cur.shape[0], -1)
+    for p in active:
+        for anchor in (True, False):
+            for r0 in range(0, h, rows):
+                r1 = min(h, r0 + rows)
+                centre = _raster((r1 - r0, w), anchor, wp, r0 * wp)  # r * (w + 2) + c: _batch_index's
+                mean, scale = net.predict(shape, anchor, (p,), ks, ctx, centre + p * size)
+                if values is None:
+                    cur_flat[p, centre + (wp + 1)] = coders[p](centre.size, mean, scale)
+                else:
+                    coders[p](values[p, _raster((r1 - r0, w), anchor, w, r0 * w)], mean, scale)
 
 
 def encode_grids(latents: list[np.ndarray], grids: list[tuple[int, int, tuple[int, int]]],

@@ -91,10 +91,12 @@ LAYOUTS = [Layout(37, 53, 3, 5, 8, 16), Layout(16, 16, 1, 3, 8, 16), Layout(21, 
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: f"{lay.height}x{lay.width}x{lay.channels}")
-@pytest.mark.parametrize("chunk", [cm.CHUNK, 7])
-def test_image_grids_same_bytes_and_latents(layout, chunk, monkeypatch):
+@pytest.mark.parametrize("chunk,band", [(cm.CHUNK, cm.BAND_CELLS), (7, cm.BAND_CELLS), (cm.CHUNK, 7), (5, 40)])
+def test_image_grids_same_bytes_and_latents(layout, chunk, band, monkeypatch):
+    """band: grids above twice this many cells go plane by plane in bands of rows."""
     monkeypatch.setattr(cm, "CHUNK", chunk)
-    rng = np.random.default_rng(layout.height * 100 + chunk)
+    monkeypatch.setattr(cm, "BAND_CELLS", band)
+    rng = np.random.default_rng(layout.height * 100 + chunk + band)
     grids = layout.grids()
     q = _net(rng, len(grids), False)
     latents = _latents(rng, grids, constant=(1,))
@@ -107,10 +109,11 @@ def test_image_grids_same_bytes_and_latents(layout, chunk, monkeypatch):
         np.testing.assert_array_equal(z, d)
 
 
-@pytest.mark.parametrize("chunk", [cm.CHUNK, 5])
-def test_clip_stream_same_bytes_and_latents(chunk, monkeypatch):
+@pytest.mark.parametrize("chunk,band", [(cm.CHUNK, cm.BAND_CELLS), (5, cm.BAND_CELLS), (cm.CHUNK, 9)])
+def test_clip_stream_same_bytes_and_latents(chunk, band, monkeypatch):
     monkeypatch.setattr(cm, "CHUNK", chunk)
-    rng = np.random.default_rng(chunk)
+    monkeypatch.setattr(cm, "BAND_CELLS", band)
+    rng = np.random.default_rng(chunk + band)
     layout = Layout(19, 26, 3, 4, 8, 16)
     grids = layout.grids()
     q = _net(rng, len(grids), True)
