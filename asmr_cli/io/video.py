@@ -299,7 +299,7 @@ def _write_container(path: Path, clip: Clip, crf: int = MP4_CRF) -> None:
 
 def _write_folder(path: Path, clip: Clip) -> None:
     """PNG frames frame_000000.png ... in a temporary folder, renamed into place."""
-    from PIL import Image
+    from .media import write_png8
 
     tmp = path.with_name(f".{path.name}.part{os.getpid()}")
     old = path.with_name(f".{path.name}.old{os.getpid()}")
@@ -307,7 +307,7 @@ def _write_folder(path: Path, clip: Clip) -> None:
     try:
         tmp.mkdir(parents=False, exist_ok=False)
         for i, f in enumerate(clip.frames):
-            Image.fromarray(f).save(tmp / f"frame_{i:0{digits}d}.png", compress_level=1)
+            write_png8(tmp / f"frame_{i:0{digits}d}.png", f)
         if path.exists():
             path.rename(old)
         tmp.rename(path)

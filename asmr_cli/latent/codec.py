@@ -10,6 +10,7 @@ with, rounds the latents and codes them under that model. Decoder side: `unpack`
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,11 +102,14 @@ def unpack_networks(layout: Layout, tensors: list[Tensor], temporal: bool = Fals
     return syn, ctx
 
 
-def render_native(img: LatentImage) -> np.ndarray:
-    """(C, H, W) float32 on [0, 1] (unclipped)."""
+SYNTHESIS_THREADS = min(2, os.cpu_count() or 1)  # an image's synthesis bands, shared (the same values)
+
+
+def render_native(img: LatentImage, threads: int = 1) -> np.ndarray:
+    """(C, H, W) float32 on [0, 1] (unclipped); the synthesis on `threads` threads."""
     with np.errstate(over="ignore", invalid="ignore"):  # a hostile file's weights may overflow
-        out = synthesize_numpy(img.layout, img.synthesis, img.level_latents()).astype(np.float32)
-    return _finite(out)
+        out = synthesize_numpy(img.layout, img.synthesis, img.level_latents(), threads)
+    return _finite(out.astype(np.float32, copy=False))
 
 
 def _finite(out: np.ndarray) -> np.ndarray:
@@ -164,8 +168,8 @@ def render(img: LatentImage, out_size: tuple[int, int], top_left: tuple[int, int
     ty, tx = axis_taps(lay.height, oh, y0, y1), axis_taps(lay.width, ow, x0, x1)
     if oh <= lay.height and ow <= lay.width:
         if (oh, ow) == (lay.height, lay.width):
-            return render_native(img)[:, y0:y1, x0:x1]
-        native = np.clip(render_native(img), 0, 1)
+            return render_native(img, SYNTHESIS_THREADS)[:, y0:y1, x0:x1]
+        native = np.clip(render_native(img, SYNTHESIS_THREADS), 0, 1)
         return _resample(_resample(native, ty, 1), tx, 2)
     with np.errstate(over="ignore", invalid="ignore"):
         a = features(NUMPY, lay, img.synthesis, img.level_latents())

@@ -126,6 +126,8 @@ def by_level(layout: Layout, grids: list[np.ndarray]) -> list[np.ndarray]:
 def up2(ops: ArrayOps, x: Array, shape: tuple[int, int]) -> Array:
     """2x bilinear upsampling of (..., h, w) to (..., H, W), H in (2h - 1, 2h): each output
     sample is 3/4 of its own cell and 1/4 of the nearer neighbour (edges repeated)."""
+    if ops is NUMPY:
+        return _up2_numpy(x, shape)
     for axis, size in ((-2, shape[0]), (-1, shape[1])):
         n = x.shape[axis]
         lo = _take(x, 0, 1, axis)
@@ -137,6 +139,28 @@ def up2(ops: ArrayOps, x: Array, shape: tuple[int, int]) -> Array:
         new = list(x.shape)
         new[axis] = 2 * n
         x = _take(y.reshape(new), 0, size, axis)
+    return x
+
+
+def _up2_numpy(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """`up2` on numpy, each output sample one sum written in place, even and odd samples
+    side by side (a new axis of 2, then merged): the same float32 operations on every
+    sample (0.75 x, 0.25 x the neighbour, their sum), so the same bits."""
+    for axis, size in ((x.ndim - 2, shape[0]), (x.ndim - 1, shape[1])):
+        n = x.shape[axis]
+        pre = (slice(None),) * axis
+        three, quarter = x * 0.75, x * 0.25
+        y = np.empty(x.shape[:axis + 1] + (2,) + x.shape[axis + 1:], x.dtype)
+        even, odd = y[pre + (slice(None), 0)], y[pre + (slice(None), 1)]
+
+        def part(a, start, stop, _pre=pre):
+            return a[_pre + (slice(start, stop),)]
+
+        np.add(part(three, 1, n), part(quarter, 0, n - 1), out=part(even, 1, n))
+        np.add(part(three, 0, 1), part(quarter, 0, 1), out=part(even, 0, 1))  # the edge repeated
+        np.add(part(three, 0, n - 1), part(quarter, 1, n), out=part(odd, 0, n - 1))
+        np.add(part(three, n - 1, n), part(quarter, n - 1, n), out=part(odd, n - 1, n))
+        x = part(y.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:]), 0, size)
     return x
 
 
@@ -188,27 +212,67 @@ def synthesize(ops: ArrayOps, layout: Layout, p: dict[str, Array], latents: list
     return mlp(ops, layout, p, a.reshape(a.shape[0], -1)).reshape(layout.channels, layout.height, layout.width)
 
 
-TILE_PIXELS = 1 << 20  # pixels the numpy synthesis runs at once (the per-pixel stage in row bands)
+TILE_PIXELS = 1 << 14  # pixels the numpy synthesis runs at once (the per-pixel stage in row bands that stay in cache)
 
 
-def synthesize_numpy(layout: Layout, p: dict[str, np.ndarray], latents: list[np.ndarray]) -> np.ndarray:
-    """`synthesize` on numpy in bands of rows: the pyramid down to level 1 once, then
-    per band the last upsampling, level 0's term and the MLP, so memory stays at about
-    TILE_PIXELS x (C + hidden) floats whatever the image size. Same values."""
+def synthesize_numpy(layout: Layout, p: dict[str, np.ndarray], latents: list[np.ndarray],
+                     threads: int = 1) -> np.ndarray:
+    """`synthesize` on numpy in bands of rows: the pyramid down to level 2 once, then per
+    band the rows of level 1 it needs, the last upsampling, level 0's term and the MLP
+    (two levels per band: level 1 alone is a quarter of the pixels), so memory stays at about
+    TILE_PIXELS x (C + hidden) floats per thread whatever the image size. The bands are
+    independent, so `threads` threads (numpy releases the GIL in its array work) share them
+    with the same result. Same values."""
     c, hgt, wid = layout.channels, layout.height, layout.width
     if layout.levels < 2 or hgt * wid <= TILE_PIXELS:
         return synthesize(NUMPY, layout, p, latents)
-    a1 = features(NUMPY, layout, p, latents, stop=1)
-    h1 = a1.shape[1]
-    z0 = latents[0]
+    fuse = layout.levels >= 3  # level 1 too is computed band by band, from level 2
+    coarse = features(NUMPY, layout, p, latents, stop=2 if fuse else 1)
+    (h1, w1) = layout.shapes[1]
+    z0, z1 = latents[0], latents[1]
     out = np.empty((c, hgt, wid), np.float32)
-    rows = max(2, TILE_PIXELS // wid)
-    for r0 in range(0, hgt, rows):
-        r1 = min(hgt, r0 + rows)
-        i0, i1 = max(0, r0 // 2 - 1), min(h1, (r1 + 1) // 2 + 1)  # coarse rows the band needs
-        band = up2(NUMPY, a1[:, i0:i1], (2 * (i1 - i0), wid))[:, r0 - 2 * i0:r1 - 2 * i0]
-        a0 = band + (p["mod0"] @ z0[:, r0:r1].reshape(z0.shape[0], -1)).reshape(-1, r1 - r0, wid)
-        out[:, r0:r1] = mlp(NUMPY, layout, p, a0.reshape(a0.shape[0], -1)).reshape(c, r1 - r0, wid)
+    rows = max(8, TILE_PIXELS // wid)
+    starts = list(range(0, hgt, rows))
+
+    def level1(i0: int, i1: int) -> np.ndarray:
+        """Rows [i0, i1) of a_1."""
+        if not fuse:
+            return coarse[:, i0:i1]
+        j0, j1 = max(0, i0 // 2 - 1), min(coarse.shape[1], (i1 + 1) // 2 + 1)  # level-2 rows they need
+        up = up2(NUMPY, coarse[:, j0:j1], (2 * (j1 - j0), w1))[:, i0 - 2 * j0:i1 - 2 * j0]
+        return up + (p["mod1"] @ z1[:, i0:i1].reshape(z1.shape[0], -1)).reshape(-1, i1 - i0, w1)
+
+    def bands(r0s: list[int]) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):  # numpy's error state is per thread
+            for r0 in r0s:
+                r1 = min(hgt, r0 + rows)
+                i0, i1 = max(0, r0 // 2 - 1), min(h1, (r1 + 1) // 2 + 1)  # level-1 rows the band needs
+                band = up2(NUMPY, level1(i0, i1), (2 * (i1 - i0), wid))[:, r0 - 2 * i0:r1 - 2 * i0]
+                a0 = band + (p["mod0"] @ z0[:, r0:r1].reshape(z0.shape[0], -1)).reshape(-1, r1 - r0, wid)
+                out[:, r0:r1] = mlp(NUMPY, layout, p, a0.reshape(a0.shape[0], -1)).reshape(c, r1 - r0, wid)
+
+    threads = max(1, min(threads, len(starts)))
+    if threads == 1:
+        bands(starts)
+        return out
+    import threading
+
+    errors: list[BaseException] = []
+
+    def worker(r0s: list[int]) -> None:
+        try:
+            bands(r0s)
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+
+    helpers = [threading.Thread(target=worker, args=(starts[i::threads],), daemon=True) for i in range(1, threads)]
+    for t in helpers:
+        t.start()
+    worker(starts[0::threads])
+    for t in helpers:
+        t.join()
+    if errors:
+        raise errors[0]
     return out
 
 
