@@ -5,6 +5,7 @@ latent_fit); the decoder never imports this module."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,41 @@ class LatentEncoding:
     weight_bits: int
     estimated_seconds: float | None
     unquantised: np.ndarray  # (C, H, W) float output before rounding the latents
+    shown_steps: int = 0     # the progress's total: the fit's steps and the work after them, in steps
+
+
+# The work after the fit, in units of one synthesis pass over the image (timed before the
+# fit, synthesis_seconds): the float output, one pass per weight precision, the check decode
+# (parse, context-model decode, synthesis), and per coding of the file (the rate fit codes it
+# once when the fit met the rate) PACK_PASSES x (pixels / PACK_AT) ** PACK_GROWTH.
+# Measured on this machine (issue 22, docs/rate-distortion.md): kodim04 (0.39 MP) and a
+# 2.46 MP upscale of kodim19: a pass 0.17 / 1.0 s, a coding 1.7 / 17.8 s, the check decode
+# 0.68 / 3.7 s. Refit when the context coder's speed changes.
+SYNTHESIS_PASSES = 1 + len(WEIGHT_BITS_CHOICES)
+CHECK_DECODE_PASSES = 3.9
+PACK_PASSES, PACK_AT, PACK_GROWTH = 10.0, 393216, 0.31
+
+
+def synthesis_seconds(layout: Layout) -> float:
+    """One synthesis pass over the whole image, timed on zero weights and latents (the
+    cost does not depend on the values)."""
+    weights = {name: np.zeros(shape, np.float32) for name, shape in layout.synthesis_shapes()}
+    latents = [np.zeros((len(layout.planes(lv)), h, w), np.float32) for lv, (h, w) in enumerate(layout.shapes)]
+    best = math.inf
+    for _ in range(2):  # twice when quick: a first call's set-up is not the pass's cost
+        t = time.perf_counter()
+        synthesize_numpy(layout, weights, latents)
+        best = min(best, time.perf_counter() - t)
+        if best > 0.2:
+            break
+    return best
+
+
+def post_fit_seconds(layout: Layout, one_pass: float, codings: float = 1.0) -> float:
+    """The predicted seconds of the encode after the fit, from one synthesis pass's."""
+    n = layout.height * layout.width
+    pack = PACK_PASSES * (n / PACK_AT) ** PACK_GROWTH
+    return one_pass * (SYNTHESIS_PASSES + CHECK_DECODE_PASSES + codings * pack)
 
 
 def layout_for(height: int, width: int, channels: int, preset: str, hidden: int | None,
@@ -75,21 +111,33 @@ def network_bytes(layout: Layout) -> int:
 
 
 def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str, iters: int | None,
-           time_limit: float | None, seed: int, progress=None) -> LatentEncoding:
-    """image: (C, H, W) float32 on [0, 1]. Trains on the CPU (the device option is not
-    wired into the latent fit yet)."""
-    from .fit import LatentFitConfig, choose_lambda, fit_latents
+           time_limit: float | None, seed: int, progress=None, started: float | None = None,
+           device: str = "cpu") -> LatentEncoding:
+    """image: (C, H, W) float32 on [0, 1]; started: when the encode began (for the estimate
+    of its seconds); device: where the fit trains (the coding stays on the CPU). A byte
+    target: lam chosen for the budget and steered to it, then the rate fit; -q: lam as
+    given, coded once; --psnr: lam from the PSNR and steered to it, coded once."""
+    from .fit import LatentFitConfig, choose_lambda, fit_latents, lambda_for_psnr, training_mse
 
+    started = time.perf_counter() if started is None else started
     layout = header.layout
     n = layout.height * layout.width
     p = LATENT_PRESETS[preset]
     budget = target.budget_bytes
-    latent_bits = max(64.0, (budget - overhead(header) - network_bytes(layout)) * 8)
-    cfg = LatentFitConfig(iters=iters if iters is not None else p.iters,
-                          lam=choose_lambda(layout, image, latent_bits), target_bits=latent_bits,
+    latent_bits = target_mse = None
+    if budget is not None:
+        latent_bits = max(64.0, (budget - overhead(header) - network_bytes(layout)) * 8)
+        lam = choose_lambda(layout, image, latent_bits)
+    elif target.psnr is not None:
+        lam, target_mse = lambda_for_psnr(target.psnr), training_mse(target.psnr, header.bit_depth)
+    else:
+        lam = float(target.lam)
+    cfg = LatentFitConfig(iters=iters if iters is not None else p.iters, lam=lam, target_bits=latent_bits,
                           time_limit=time_limit if time_limit is not None else p.time_limit,
-                          seed=seed)
-    result = fit_latents(layout, image, cfg, progress)
+                          seed=seed, target_mse=target_mse)
+    after = post_fit_seconds(layout, synthesis_seconds(layout))
+    result = fit_latents(layout, image, cfg, progress, started, after, ESTIMATE_AT, device)
+    shown = result.iterations + result.post_steps
     levels = by_level(layout, result.latents)
     unquantised = synthesize_numpy(layout, result.synthesis, levels)
 
@@ -102,10 +150,13 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
     for bits in WEIGHT_BITS_CHOICES:
         tensors, weights = quantise_synthesis(layout, result.synthesis, bits)
         size = sum(len(pack_tensor(t)) for t in tensors)
-        score = distortion(weights, levels) + result.lam * size * 8 / n
+        mse = distortion(weights, levels)
+        score = mse + result.lam * size * 8 / n
         if best is None or score < best[0]:
-            best = (score, bits)
+            best = (score, bits, mse)
     bits = best[1]
+    if progress:
+        progress(result.iterations + result.post_steps // 4, shown, 10 * math.log10(1 / max(best[2], 1e-12)))
 
     order = _prune_order(result.latents)
 
@@ -113,8 +164,15 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
         syn, ctx, lat = rescale(result.synthesis, result.context, _pruned(result.latents, order, prune), scale)
         return pack(header, syn, ctx, lat, bits)
 
-    data, scale = fit_rate(file_at, target, len(order[0]))
-    return LatentEncoding(data, result.iterations, result.lam, scale, bits, result.estimated_seconds, unquantised)
+    if budget is None:  # a quality target: the file as trained, coded once
+        data, scale = file_at(), 1.0
+    else:
+        data, scale = fit_rate(file_at, target, len(order[0]))
+    return LatentEncoding(data, result.iterations, result.lam, scale, bits, result.estimated_seconds, unquantised,
+                          shown)
+
+
+ESTIMATE_AT = 3  # the step of the first estimate of the encode's seconds (about 3-5% of a fast encode)
 
 
 def rescale(synthesis: dict[str, np.ndarray], context: dict[str, np.ndarray], latents: list[np.ndarray],
