@@ -59,11 +59,15 @@ def synthesis_seconds(layout: Layout) -> float:
     return best
 
 
-def post_fit_seconds(layout: Layout, one_pass: float, codings: float = 1.0) -> float:
-    """The predicted seconds of the encode after the fit, from one synthesis pass's."""
+def post_fit_seconds(layout: Layout, one_pass: float, codings: float = 1.0, passes: int = 0) -> float:
+    """The predicted seconds of the encode after the fit, from one synthesis pass's
+    (`passes` more synthesis passes: --psnr's pruning)."""
     n = layout.height * layout.width
     pack = PACK_PASSES * (n / PACK_AT) ** PACK_GROWTH
-    return one_pass * (SYNTHESIS_PASSES + CHECK_DECODE_PASSES + codings * pack)
+    return one_pass * (SYNTHESIS_PASSES + passes + CHECK_DECODE_PASSES + codings * pack)
+
+
+PSNR_PRUNE_TRIES = 10  # --psnr: synthesis passes of the bisection that prunes down to the target
 
 
 def layout_for(height: int, width: int, channels: int, preset: str, hidden: int | None,
@@ -116,8 +120,9 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
     """image: (C, H, W) float32 on [0, 1]; started: when the encode began (for the estimate
     of its seconds); device: where the fit trains (the coding stays on the CPU). A byte
     target: lam chosen for the budget and steered to it, then the rate fit; -q: lam as
-    given, coded once; --psnr: lam from the PSNR and steered to it, coded once."""
-    from .fit import LatentFitConfig, choose_lambda, fit_latents, lambda_for_psnr, training_mse
+    given, coded once; --psnr: lam from the starting pyramid's error and steered to the
+    target's, coded once."""
+    from .fit import LatentFitConfig, choose_lambda, choose_lambda_for_psnr, fit_latents, training_mse
 
     started = time.perf_counter() if started is None else started
     layout = header.layout
@@ -129,13 +134,14 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
         latent_bits = max(64.0, (budget - overhead(header) - network_bytes(layout)) * 8)
         lam = choose_lambda(layout, image, latent_bits)
     elif target.psnr is not None:
-        lam, target_mse = lambda_for_psnr(target.psnr), training_mse(target.psnr, header.bit_depth)
+        target_mse = training_mse(target.psnr, header.bit_depth)
+        lam = choose_lambda_for_psnr(layout, image, target_mse)
     else:
         lam = float(target.lam)
     cfg = LatentFitConfig(iters=iters if iters is not None else p.iters, lam=lam, target_bits=latent_bits,
                           time_limit=time_limit if time_limit is not None else p.time_limit,
                           seed=seed, target_mse=target_mse)
-    after = post_fit_seconds(layout, synthesis_seconds(layout))
+    after = post_fit_seconds(layout, synthesis_seconds(layout), passes=0 if target_mse is None else PSNR_PRUNE_TRIES)
     result = fit_latents(layout, image, cfg, progress, started, after, ESTIMATE_AT, device)
     shown = result.iterations + result.post_steps
     levels = by_level(layout, result.latents)
@@ -153,7 +159,7 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
         mse = distortion(weights, levels)
         score = mse + result.lam * size * 8 / n
         if best is None or score < best[0]:
-            best = (score, bits, mse)
+            best = (score, bits, mse, weights)
     bits = best[1]
     if progress:
         progress(result.iterations + result.post_steps // 4, shown, 10 * math.log10(1 / max(best[2], 1e-12)))
@@ -165,11 +171,45 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
         return pack(header, syn, ctx, lat, bits)
 
     if budget is None:  # a quality target: the file as trained, coded once
-        data, scale = file_at(), 1.0
+        prune = 0 if target.psnr is None else prune_to_psnr(layout, image, best[3], result.latents, order,
+                                                             target.psnr, header.bit_depth)
+        data, scale = file_at(prune=prune), 1.0
     else:
         data, scale = fit_rate(file_at, target, len(order[0]))
     return LatentEncoding(data, result.iterations, result.lam, scale, bits, result.estimated_seconds, unquantised,
                           shown)
+
+
+PSNR_PRUNE_MARGIN = 0.05  # dB: --psnr prunes down to this much above the target
+
+
+def prune_to_psnr(layout: Layout, image: np.ndarray, weights: dict[str, np.ndarray], latents: list[np.ndarray],
+                  order: tuple[np.ndarray, np.ndarray], psnr: float, bit_depth: int) -> int:
+    """--psnr: how many of the weakest +-1 latents to drop to 0 (fewer bits, more error)
+    so that a fit that came out above the target lands just above it (the output rounded
+    to bit_depth bits, as the file decodes): bisection, PSNR_PRUNE_TRIES passes at most.
+    0 when the fit is at or under the target (nothing to gain)."""
+    peak = (1 << bit_depth) - 1
+    reference = np.rint(np.clip(image, 0, 1) * peak) / peak
+
+    def quality(count: int) -> float:
+        out = synthesize_numpy(layout, weights, [np.rint(z) for z in by_level(layout, _pruned(latents, order, count))])
+        mse = float(np.mean((np.rint(np.clip(out, 0, 1) * peak) / peak - reference) ** 2))
+        return 10 * math.log10(1 / max(mse, 1e-12))
+
+    goal = psnr + PSNR_PRUNE_MARGIN
+    if not len(order[0]) or quality(0) <= goal:
+        return 0
+    lo, hi = 0, len(order[0])  # quality(lo) > goal
+    for _ in range(PSNR_PRUNE_TRIES - 1):
+        if hi - lo <= 1:
+            break
+        mid = (lo + hi) // 2
+        if quality(mid) > goal:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 ESTIMATE_AT = 3  # the step of the first estimate of the encode's seconds (about 3-5% of a fast encode)

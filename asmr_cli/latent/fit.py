@@ -113,11 +113,12 @@ def trained_rate_ratio(bpp: float) -> float:
     return 0.66 * (max(bpp, 0.01) / 0.5) ** 0.2
 
 
-# --psnr: lam = PSNR_LAMBDA_A * mse ** PSNR_LAMBDA_B for the MSE (on [0, 1]) to land on,
-# fitted on the -q runs of three tuning crops (kodim04, 19, 23 at 384x256, --preset fast;
-# docs/rate-distortion.md); the fit then steers lam on the rounded phase's MSE.
-PSNR_LAMBDA_A, PSNR_LAMBDA_B = 1.0, 1.0
-PSNR_AIM = 0.0  # dB above the target that the steering aims at (the weights' rounding costs a little)
+# --psnr: what a fit's error is as a share of its starting pyramid's rounded error at the
+# same lam (choose_lambda_for_psnr): 0.81-1.05 on three tuning crops (kodim04, 19, 23 at
+# 384x256, --preset fast, q 50-90; lower at higher quality), their geometric mean here
+# (docs/rate-distortion.md). The fit then steers lam on the rounding phase's error.
+TRAINED_MSE_RATIO = 0.91
+PSNR_AIM = 0.15  # dB above the target that the fit aims at (the encoder prunes what lands above)
 
 
 def training_mse(psnr: float, bit_depth: int = 8) -> float:
@@ -128,9 +129,36 @@ def training_mse(psnr: float, bit_depth: int = 8) -> float:
     return max(mse - 1 / (12 * peak**2), mse / 4)
 
 
-def lambda_for_psnr(psnr: float) -> float:
-    """The starting lam for a PSNR target (the fitted relation above)."""
-    return PSNR_LAMBDA_A * 10 ** (-psnr / 10) ** PSNR_LAMBDA_B
+def choose_lambda_for_psnr(layout: Layout, image: np.ndarray, target_mse: float) -> float:
+    """The lam whose starting pyramid, rounded in that lam's steps and synthesised by the
+    linear path (what training starts from), has an MSE of target_mse / TRAINED_MSE_RATIO:
+    bisection on log(lam). Where the image is smooth more latents round to 0 and the error
+    is below a uniform quantiser's, which is what a fixed lam(PSNR) relation misses."""
+    x = torch.from_numpy(np.ascontiguousarray(image, np.float32))
+    pyramid = residual_pyramid(layout, x)
+    unit = level_gains(layout, 1.0)
+    inv = torch.from_numpy(np.linalg.inv(colour_transform(layout.channels))).float()
+    c = layout.channels
+
+    def mse(lam: float) -> float:
+        acc = None
+        for lv in range(layout.levels - 1, -1, -1):
+            step = unit[lv] * math.sqrt(lam)
+            term = torch.zeros(c, *layout.shapes[lv])
+            term[list(layout.planes(lv))] = torch.round(pyramid[lv] / step) * step
+            acc = term if acc is None else up2(TORCH, acc, layout.shapes[lv]) + term
+        out = (inv @ acc.reshape(c, -1)).reshape(x.shape).clamp(0, 1)
+        return float(((out - x) ** 2).mean())
+
+    goal = target_mse / TRAINED_MSE_RATIO
+    lo, hi = math.log(1e-7), math.log(1.0)
+    for _ in range(16):  # mse(lam) increases with lam
+        mid = (lo + hi) / 2
+        if mse(math.exp(mid)) > goal:
+            hi = mid
+        else:
+            lo = mid
+    return math.exp((lo + hi) / 2)
 
 
 ENTROPY_SAMPLE = 1 << 20  # values per plane that choose_lambda's entropy estimate looks at

@@ -11,6 +11,10 @@ from collections.abc import Callable
 import numpy as np
 
 Progress = Callable[[int, int, float], None]
+# --psnr: lam steered on the rounding phase's error every 5 steps by at most these factors
+# (steering from 10% of the steps on, on the noise phase's error, overshot: the early
+# error is not yet the trained one; docs/rate-distortion.md)
+DISTORTION_STEP = (0.9, 1.11)
 
 
 class Schedule:
@@ -56,15 +60,14 @@ class Schedule:
                 self.lam = float(np.clip(self.lam, self.cfg.lam / r, self.cfg.lam * r))
 
     def steer_distortion(self, step: int, mse: float) -> None:
-        """--psnr: with true rounding the step's (sampled) MSE is what the file will show:
-        steer lam so the distortion lands on cfg.target_mse (a lower lam where the error is
-        above it)."""
+        """--psnr, in the rounding phase: steer lam so the step's (sampled) MSE lands on
+        cfg.target_mse (a lower lam where the error is above it)."""
         target = getattr(self.cfg, "target_mse", None)
         if not target:
             return
         self.mse = mse if self.mse is None else 0.8 * self.mse + 0.2 * mse
         if step % 5 == 0:
-            self.lam *= float(np.clip(target / self.mse, 0.9, 1.11))
+            self.lam *= float(np.clip(target / self.mse, *DISTORTION_STEP))
 
     def post_steps(self) -> int:
         """The work after the fit, in steps' worth of time (0 until a step is timed)."""
