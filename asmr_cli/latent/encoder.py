@@ -34,14 +34,16 @@ class LatentEncoding:
 
 # The work after the fit, in units of one synthesis pass over the image (timed before the
 # fit, synthesis_seconds): the float output, one pass per weight precision, the check decode
-# (parse, context-model decode, synthesis), and per coding of the file (the rate fit codes it
-# once when the fit met the rate) PACK_PASSES x (pixels / PACK_AT) ** PACK_GROWTH.
-# Measured on this machine (issue 22, docs/rate-distortion.md): kodim04 (0.39 MP) and a
-# 2.46 MP upscale of kodim19: a pass 0.17 / 1.0 s, a coding 1.7 / 17.8 s, the check decode
-# 0.68 / 3.7 s. Refit when the context coder's speed changes.
+# (parse, context-model decode, synthesis), and PACK_PASSES per coding of the file. -q and
+# --psnr code it once; a byte target's rate fit codes it again when the fit missed the
+# rate (pruning by bisection), RATE_FIT_CODINGS times on average. Measured on this machine
+# (issue 22, docs/rate-distortion.md) on kodim04 (0.39 MP) and a 2.46 MP upscale of kodim19:
+# a pass 0.17 / 1.0 s, a coding 0.3-0.4 / 2.0-3.5 s at 0.3-3.3 bpp, the check decode 0.68 /
+# 3.7 s, the --bpp 1.28 rate fit 4 / 6 codings. Refit when the context coder's speed changes.
 SYNTHESIS_PASSES = 1 + len(WEIGHT_BITS_CHOICES)
 CHECK_DECODE_PASSES = 3.9
-PACK_PASSES, PACK_AT, PACK_GROWTH = 10.0, 393216, 0.31
+PACK_PASSES = 2.7
+RATE_FIT_CODINGS = 5.0
 
 
 def synthesis_seconds(layout: Layout) -> float:
@@ -50,21 +52,17 @@ def synthesis_seconds(layout: Layout) -> float:
     weights = {name: np.zeros(shape, np.float32) for name, shape in layout.synthesis_shapes()}
     latents = [np.zeros((len(layout.planes(lv)), h, w), np.float32) for lv, (h, w) in enumerate(layout.shapes)]
     best = math.inf
-    for _ in range(2):  # twice when quick: a first call's set-up is not the pass's cost
+    for _ in range(2):  # the first call's set-up (2.4x a pass at 2.5 MP) is not the pass's cost
         t = time.perf_counter()
         synthesize_numpy(layout, weights, latents)
         best = min(best, time.perf_counter() - t)
-        if best > 0.2:
-            break
     return best
 
 
 def post_fit_seconds(layout: Layout, one_pass: float, codings: float = 1.0, passes: int = 0) -> float:
     """The predicted seconds of the encode after the fit, from one synthesis pass's
     (`passes` more synthesis passes: --psnr's pruning)."""
-    n = layout.height * layout.width
-    pack = PACK_PASSES * (n / PACK_AT) ** PACK_GROWTH
-    return one_pass * (SYNTHESIS_PASSES + passes + CHECK_DECODE_PASSES + codings * pack)
+    return one_pass * (SYNTHESIS_PASSES + passes + CHECK_DECODE_PASSES + codings * PACK_PASSES)
 
 
 PSNR_PRUNE_TRIES = 10  # --psnr: synthesis passes of the bisection that prunes down to the target
@@ -141,7 +139,8 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
     cfg = LatentFitConfig(iters=iters if iters is not None else p.iters, lam=lam, target_bits=latent_bits,
                           time_limit=time_limit if time_limit is not None else p.time_limit,
                           seed=seed, target_mse=target_mse)
-    after = post_fit_seconds(layout, synthesis_seconds(layout), passes=0 if target_mse is None else PSNR_PRUNE_TRIES)
+    after = post_fit_seconds(layout, synthesis_seconds(layout), RATE_FIT_CODINGS if budget is not None else 1.0,
+                             0 if target_mse is None else PSNR_PRUNE_TRIES)
     result = fit_latents(layout, image, cfg, progress, started, after, ESTIMATE_AT, device)
     shown = result.iterations + result.post_steps
     levels = by_level(layout, result.latents)

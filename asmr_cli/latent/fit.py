@@ -115,9 +115,14 @@ def trained_rate_ratio(bpp: float) -> float:
 
 # --psnr: what a fit's error is as a share of its starting pyramid's rounded error at the
 # same lam (choose_lambda_for_psnr): 0.81-1.05 on three tuning crops (kodim04, 19, 23 at
-# 384x256, --preset fast, q 50-90; lower at higher quality), their geometric mean here
-# (docs/rate-distortion.md). The fit then steers lam on the rounding phase's error.
-TRAINED_MSE_RATIO = 0.91
+# 384x256, --preset fast, q 50-90), geometric mean 0.91 at 31.65 dB, falling by about 2.2%
+# a dB within each image (docs/rate-distortion.md). The fit then steers lam on the
+# rounding phase's error.
+TRAINED_MSE_RATIO, RATIO_AT_DB, RATIO_PER_DB = 0.91, 31.65, -0.022
+
+
+def trained_mse_ratio(psnr: float) -> float:
+    return TRAINED_MSE_RATIO * math.exp(RATIO_PER_DB * (psnr - RATIO_AT_DB))
 PSNR_AIM = 0.15  # dB above the target that the fit aims at (the encoder prunes what lands above)
 
 
@@ -131,7 +136,7 @@ def training_mse(psnr: float, bit_depth: int = 8) -> float:
 
 def choose_lambda_for_psnr(layout: Layout, image: np.ndarray, target_mse: float) -> float:
     """The lam whose starting pyramid, rounded in that lam's steps and synthesised by the
-    linear path (what training starts from), has an MSE of target_mse / TRAINED_MSE_RATIO:
+    linear path (what training starts from), has an MSE of target_mse / trained_mse_ratio:
     bisection on log(lam). Where the image is smooth more latents round to 0 and the error
     is below a uniform quantiser's, which is what a fixed lam(PSNR) relation misses."""
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32))
@@ -150,7 +155,7 @@ def choose_lambda_for_psnr(layout: Layout, image: np.ndarray, target_mse: float)
         out = (inv @ acc.reshape(c, -1)).reshape(x.shape).clamp(0, 1)
         return float(((out - x) ** 2).mean())
 
-    goal = target_mse / TRAINED_MSE_RATIO
+    goal = target_mse / trained_mse_ratio(-10 * math.log10(target_mse))
     lo, hi = math.log(1e-7), math.log(1.0)
     for _ in range(16):  # mse(lam) increases with lam
         mid = (lo + hi) / 2
