@@ -39,11 +39,13 @@ class LatentEncoding:
 # rate (pruning by bisection), RATE_FIT_CODINGS times on average. Measured on this machine
 # (issue 22, docs/rate-distortion.md) on kodim04 (0.39 MP) and a 2.46 MP upscale of kodim19:
 # a pass 0.17 / 1.0 s, a coding 0.3-0.4 / 2.0-3.5 s at 0.3-3.3 bpp, the check decode 0.68 /
-# 3.7 s, the --bpp 1.28 rate fit 4 / 6 codings. Refit when the context coder's speed changes.
+# 3.7 s; the rate fit of --bpp 1.28 coded 4 / 6 times, of --bpp 1.0 at 2.46 MP 8 times
+# (about 2 + log2(what pruning spans / the 0.5% window) whatever the size, hence one
+# constant). Refit when the context coder's speed changes.
 SYNTHESIS_PASSES = 1 + len(WEIGHT_BITS_CHOICES)
 CHECK_DECODE_PASSES = 3.9
 PACK_PASSES = 2.7
-RATE_FIT_CODINGS = 5.0
+RATE_FIT_CODINGS = 6.5
 
 
 def synthesis_seconds(layout: Layout) -> float:

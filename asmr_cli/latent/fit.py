@@ -400,8 +400,9 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         torch.nn.utils.clip_grad_norm_(nets, 1.0)
         opt.step()
         step += 1
+        done = sched.finished(step)  # before the report, so that it shows the replanned total
         sched.report(step, mse, progress)
-        if sched.finished(step):
+        if done:
             break
     syn, ctx = model.networks()
     with torch.no_grad():

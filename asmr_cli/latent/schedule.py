@@ -74,8 +74,9 @@ class Schedule:
         return int(round(self.after / self.per_step)) if self.after and self.per_step else 0
 
     def report(self, step: int, mse, progress: Progress | None) -> None:
-        """Progress every 10 steps and at the last: (step, total, PSNR of the step's sample)."""
-        if progress and (step % 10 == 0 or step == self.total):
+        """Progress every 10 steps, at the first estimate and at the last: (step, total
+        with the work after the fit in steps' worth, PSNR of the step's sample)."""
+        if progress and (step % 10 == 0 or step == self.total or step == self.estimate_at):
             progress(step, self.total + self.post_steps(), 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
 
     def finished(self, step: int) -> bool:
