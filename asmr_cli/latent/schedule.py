@@ -37,6 +37,7 @@ class Schedule:
         self.after = after
         self.estimate_at = estimate_at
         self.per_step: float | None = None
+        self.planned: int | None = None  # the steps the latest estimate counts on
         self.loop_start = time.perf_counter()
 
     def lr_ratio(self, step: int) -> float:
@@ -77,7 +78,8 @@ class Schedule:
         """Progress every 10 steps, at the first estimate and at the last: (step, total
         with the work after the fit in steps' worth, PSNR of the step's sample)."""
         if progress and (step % 10 == 0 or step == self.total or step == self.estimate_at):
-            progress(step, self.total + self.post_steps(), 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
+            total = self.total if self.planned is None else max(step, self.planned)
+            progress(step, total + self.post_steps(), 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
 
     def finished(self, step: int) -> bool:
         """After `step` steps: whether to stop. The time per step is measured at step 10
@@ -95,6 +97,7 @@ class Schedule:
                 total = max(step + 1, min(max(1, self.cfg.iters), fit_in))
             if replan:
                 self.total = total
+            self.planned = total
             self.latest = (now - self.start) + per_step * (total - step) + self.after
             if self.estimated is None:
                 self.estimated = self.latest
