@@ -36,10 +36,10 @@ class LatentEncoding:
 # fit, synthesis_seconds): the float output, one pass per weight precision, the check decode
 # (parse, context-model decode, synthesis), and PACK_PASSES per coding of the file. -q and
 # --psnr code it once; a byte target's rate fit codes it again when the fit missed the
-# rate (pruning by bisection), RATE_FIT_CODINGS times on average. Measured on this machine
+# rate (pruning by bisection), about RATE_FIT_CODINGS times. Measured on this machine
 # (issue 22, docs/rate-distortion.md) on kodim04 (0.39 MP) and a 2.46 MP upscale of kodim19:
 # a pass 0.17 / 1.0 s, a coding 0.3-0.4 / 2.0-3.5 s at 0.3-3.3 bpp, the check decode 0.68 /
-# 3.7 s; the rate fit of --bpp 1.28 coded 4 / 6 times, of --bpp 1.0 at 2.46 MP 8 times
+# 3.7 s; the rate fit of a 1.28 bpp budget coded about 4 / 6 times, of --bpp 1.0 at 2.46 MP 8
 # (about 2 + log2(what pruning spans / the 0.5% window) whatever the size, hence one
 # constant). Refit when the context coder's speed changes.
 SYNTHESIS_PASSES = 1 + len(WEIGHT_BITS_CHOICES)
