@@ -67,6 +67,16 @@ def post_fit_seconds(layout: Layout, one_pass: float, codings: float = 1.0, pass
     return one_pass * (SYNTHESIS_PASSES + passes + CHECK_DECODE_PASSES + codings * PACK_PASSES)
 
 
+STEP_PASSES = 2.4  # a fast-preset training step in synthesis passes (2.6 at 0.39 MP, 2.1 at 2.46 MP)
+
+
+def expected_steps(iters: int, time_limit: float | None, one_pass: float) -> int:
+    """The steps a fit will get before its wall-clock cap, guessed before it starts."""
+    if not time_limit:
+        return iters
+    return max(1, min(iters, int(time_limit / max(STEP_PASSES * one_pass, 1e-6))))
+
+
 PSNR_PRUNE_TRIES = 10  # --psnr: synthesis passes of the bisection that prunes down to the target
 
 
@@ -130,19 +140,25 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
     p = LATENT_PRESETS[preset]
     budget = target.budget_bytes
     latent_bits = target_mse = None
+    steps = iters if iters is not None else p.iters
+    limit = time_limit if time_limit is not None else p.time_limit
+    one_pass = synthesis_seconds(layout)
     if budget is not None:
         latent_bits = max(64.0, (budget - overhead(header) - network_bytes(layout)) * 8)
         lam = choose_lambda(layout, image, latent_bits)
     elif target.psnr is not None:
         target_mse = training_mse(target.psnr, header.bit_depth)
-        lam = choose_lambda_for_psnr(layout, image, target_mse)
+        lam = choose_lambda_for_psnr(layout, image, target_mse, expected_steps(steps, limit, one_pass))
     else:
         lam = float(target.lam)
-    cfg = LatentFitConfig(iters=iters if iters is not None else p.iters, lam=lam, target_bits=latent_bits,
-                          time_limit=time_limit if time_limit is not None else p.time_limit,
-                          seed=seed, target_mse=target_mse)
-    after = post_fit_seconds(layout, synthesis_seconds(layout), RATE_FIT_CODINGS if budget is not None else 1.0,
-                             0 if target_mse is None else PSNR_PRUNE_TRIES)
+    cfg = LatentFitConfig(iters=steps, lam=lam, target_bits=latent_bits, time_limit=limit, seed=seed,
+                          target_mse=target_mse)
+    codings = RATE_FIT_CODINGS if budget is not None else 1.0
+    passes = 0 if target_mse is None else PSNR_PRUNE_TRIES
+
+    def after(per_step: float) -> float:  # one pass: the probe's, or the steps' if faster (load spikes inflate both)
+        return post_fit_seconds(layout, min(one_pass, per_step / STEP_PASSES), codings, passes)
+
     result = fit_latents(layout, image, cfg, progress, started, after, ESTIMATE_AT, device)
     shown = result.iterations + result.post_steps
     levels = by_level(layout, result.latents)

@@ -119,10 +119,15 @@ def trained_rate_ratio(bpp: float) -> float:
 # a dB within each image (docs/rate-distortion.md). The fit then steers lam on the
 # rounding phase's error.
 TRAINED_MSE_RATIO, RATIO_AT_DB, RATIO_PER_DB = 0.91, 31.65, -0.022
+# ... at RATIO_STEPS steps (the crops' 150); a fit with fewer steps removes less of the
+# starting error: x (RATIO_STEPS / steps) ** RATIO_STEP_EXPONENT, from kodim04 (512x768,
+# 62-74 steps: 1.05-1.07x) and a 2.46 MP upscale of kodim19 (19 steps: 1.17x) at --psnr 33.
+RATIO_STEPS, RATIO_STEP_EXPONENT = 150, 0.075
 
 
-def trained_mse_ratio(psnr: float) -> float:
-    return TRAINED_MSE_RATIO * math.exp(RATIO_PER_DB * (psnr - RATIO_AT_DB))
+def trained_mse_ratio(psnr: float, steps: int = RATIO_STEPS) -> float:
+    few = (RATIO_STEPS / max(1, min(steps, RATIO_STEPS))) ** RATIO_STEP_EXPONENT
+    return TRAINED_MSE_RATIO * math.exp(RATIO_PER_DB * (psnr - RATIO_AT_DB)) * few
 PSNR_AIM = 0.15  # dB above the target that the fit aims at (the encoder prunes what lands above)
 
 
@@ -134,11 +139,12 @@ def training_mse(psnr: float, bit_depth: int = 8) -> float:
     return max(mse - 1 / (12 * peak**2), mse / 4)
 
 
-def choose_lambda_for_psnr(layout: Layout, image: np.ndarray, target_mse: float) -> float:
+def choose_lambda_for_psnr(layout: Layout, image: np.ndarray, target_mse: float, steps: int = RATIO_STEPS) -> float:
     """The lam whose starting pyramid, rounded in that lam's steps and synthesised by the
     linear path (what training starts from), has an MSE of target_mse / trained_mse_ratio:
     bisection on log(lam). Where the image is smooth more latents round to 0 and the error
-    is below a uniform quantiser's, which is what a fixed lam(PSNR) relation misses."""
+    is below a uniform quantiser's, which is what a fixed lam(PSNR) relation misses.
+    steps: how many the fit is expected to get."""
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32))
     pyramid = residual_pyramid(layout, x)
     unit = level_gains(layout, 1.0)
@@ -155,7 +161,7 @@ def choose_lambda_for_psnr(layout: Layout, image: np.ndarray, target_mse: float)
         out = (inv @ acc.reshape(c, -1)).reshape(x.shape).clamp(0, 1)
         return float(((out - x) ** 2).mean())
 
-    goal = target_mse / trained_mse_ratio(-10 * math.log10(target_mse))
+    goal = target_mse / trained_mse_ratio(-10 * math.log10(target_mse), steps)
     lo, hi = math.log(1e-7), math.log(1.0)
     for _ in range(16):  # mse(lam) increases with lam
         mid = (lo + hi) / 2
@@ -357,10 +363,12 @@ def laplace_bits(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -
 
 
 def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
-                progress: Progress | None = None, started: float | None = None, after: float = 0.0,
+                progress: Progress | None = None, started: float | None = None,
+                after: float | Callable[[float], float] = 0.0,
                 estimate_at: int = 10, device: str = "cpu") -> LatentFitResult:
     """image: (C, H, W) float32 in [0, 1]. started: when the encode began (the estimate
-    counts from there), after: the seconds the encode will take after the fit, estimate_at:
+    counts from there), after: the seconds the encode will take after the fit (or a function
+    of the seconds per step that gives them), estimate_at:
     the step of the first estimate of the whole encode's seconds (Schedule), device: where
     the model trains (the random draws stay on the CPU, so every device draws the same)."""
     start = time.perf_counter()

@@ -22,11 +22,12 @@ class Schedule:
     towards the target rate while rounding, the estimate of the total time at step 10
     and the wall-clock cap (the schedule shrinks to fit it)."""
 
-    def __init__(self, cfg, start: float, after: float = 0.0, estimate_at: int = 10):
+    def __init__(self, cfg, start: float, after: float | Callable[[float], float] = 0.0, estimate_at: int = 10):
         """cfg: a fit.LatentFitConfig (iters, lam, target_bits, time_limit, the rates' schedule);
         start: when the encode began; after: the seconds the encode will still take once the
-        fit ends (coding, the rate fit, the check decode), part of the estimate and of the
-        progress; estimate_at: the step of the first estimate (the clips keep 10)."""
+        fit ends (coding, the rate fit, the check decode), or a function of the measured
+        seconds per step that gives them, part of the estimate and of the progress;
+        estimate_at: the step of the first estimate (the clips keep 10)."""
         self.cfg, self.start = cfg, start
         self.total = max(1, cfg.iters)
         self.lam = cfg.lam
@@ -34,7 +35,8 @@ class Schedule:
         self.mse: float | None = None
         self.estimated: float | None = None  # the first estimate of the whole encode's seconds
         self.latest: float | None = None     # the latest one
-        self.after = after
+        self.after_for = after if callable(after) else (lambda per_step: after)
+        self.after = 0.0 if callable(after) else after
         self.estimate_at = estimate_at
         self.per_step: float | None = None
         self.planned: int | None = None  # the steps the latest estimate counts on
@@ -91,6 +93,7 @@ class Schedule:
         if replan or step == self.estimate_at:
             per_step = (now - self.loop_start) / step
             self.per_step = per_step
+            self.after = self.after_for(per_step)
             total = self.total
             if limit:
                 fit_in = step + int(max(0.0, limit - (now - self.loop_start)) * 0.95 / per_step)

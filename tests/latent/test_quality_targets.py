@@ -83,6 +83,8 @@ def test_psnr_relations_are_monotonic(raster):
     image = raster.as_float()
     lams = [choose_lambda_for_psnr(layout, image, 10 ** (-p / 10)) for p in (20, 25, 30, 35, 40)]
     assert all(a > b > 0 for a, b in zip(lams, lams[1:]))
+    # a fit with fewer steps removes less of the starting error: it starts at a lower lam
+    assert choose_lambda_for_psnr(layout, image, 1e-3, steps=20) < choose_lambda_for_psnr(layout, image, 1e-3)
     mses = [training_mse(p) for p in (20, 30, 40, 50)]
     assert all(a > b > 0 for a, b in zip(mses, mses[1:]))
     assert training_mse(30, 8) < 10 ** -3  # less the output's rounding
@@ -163,6 +165,15 @@ def test_progress_covers_the_work_after_the_fit(raster):
     assert steps == sorted(steps)
     assert seen[-1][0] == seen[-1][1] >= r.stats["iterations"]
     assert r.stats["estimated_seconds"] is not None and r.stats["estimated_seconds"] > 0
+
+
+def test_expected_steps():
+    from asmr_cli.latent.encoder import STEP_PASSES, expected_steps
+
+    assert expected_steps(150, None, 1.0) == 150
+    assert expected_steps(150, 40.0, 0.01) == 150
+    assert expected_steps(150, 40.0, 1.0) == int(40 / STEP_PASSES)
+    assert expected_steps(150, 40.0, 1e9) == 1
 
 
 def test_post_fit_estimate_follows_the_work():
