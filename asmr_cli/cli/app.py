@@ -87,9 +87,13 @@ def encode(
                                               "in; for a batch, a folder that mirrors the inputs' tree."),
     preset: str = typer.Option("default", "--preset", "-p", help="Effort: fast | default | high."),
     quality: Optional[float] = typer.Option(None, "-q", "--quality",
-                                            help="0-100, higher is larger and better (default 75)."),
+                                            help="0-100, higher is larger and better (default 75). Format-3 "
+                                                 "images: a constant quality (lambda), whatever the size; "
+                                                 "clips and --model coordinate: a byte budget."),
     bpp: Optional[float] = typer.Option(None, "--bpp", help="Target bits per pixel (within 5%)."),
     size: Optional[int] = typer.Option(None, "--size", help="Largest file size in bytes."),
+    psnr: Optional[float] = typer.Option(None, "--psnr", help="Format-3 images: aim at this PSNR in dB (within "
+                                                              "about 0.3 dB), whatever the size."),
     model: str = typer.Option("auto", "--model", help="latent (latent pyramids: format 3 for images, 4 for "
                                                        "clips; default) or coordinate (the ASMR network alone, "
                                                        "format 2)."),
@@ -124,7 +128,7 @@ def encode(
     from ..api import EncodeOptions
     from ..io.media import read_image
 
-    opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, bases=bases, hidden=hidden,
+    opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, psnr=psnr, bases=bases, hidden=hidden,
                          latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
                          device=device, max_pixels=max_pixels, model=model)  # one file and a batch alike
     if _is_batch(inputs, recursive, ray):

@@ -15,7 +15,7 @@ from ..core.metrics import psnr
 from ..core.options import EncodeOptions, EncodeResult, check_effort
 from ..core.presets import PRESETS, VIDEO_PRESETS
 from ..core.quantize import step_groups
-from ..core.rates import Target, clip_target, target_for
+from ..core.rates import Target, clip_target, refuse_psnr, target_for
 from ..io.clips import Clip, fps_pair, frame_psnr
 from ..io.media import Raster, float_raster
 from .architecture import Architecture
@@ -83,6 +83,7 @@ def encode_image(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeRe
     from .fit import FitConfig
 
     start = time.perf_counter()
+    refuse_psnr(opts.psnr, "the coordinate network (format 2)")
     target = target_for(raster.height * raster.width, opts.bpp, opts.size, opts.quality)
     arch = image_architecture((raster.height, raster.width), raster.channels, opts, target.budget_bytes)
     preset = PRESETS[opts.preset]

@@ -25,6 +25,7 @@ class EncodeOptions:
     bpp: float | None = None
     size: int | None = None
     quality: float | None = None
+    psnr: float | None = None  # format-3 images: the PSNR (dB) to land on
     seed: int = 0
     device: str = "auto"
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -5,6 +5,7 @@ latent_fit); the decoder never imports this module."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,55 @@ class LatentEncoding:
     weight_bits: int
     estimated_seconds: float | None
     unquantised: np.ndarray  # (C, H, W) float output before rounding the latents
+    shown_steps: int = 0     # the progress's total: the fit's steps and the work after them, in steps
+
+
+# The work after the fit, in units of one synthesis pass over the image (timed before the
+# fit, synthesis_seconds): the float output, one pass per weight precision, the check decode
+# (parse, context-model decode, synthesis), and PACK_PASSES per coding of the file. -q and
+# --psnr code it once; a byte target's rate fit codes it again when the fit missed the
+# rate (pruning by bisection), about RATE_FIT_CODINGS times. Measured on this machine
+# (issue 22, docs/rate-distortion.md) on kodim04 (0.39 MP) and a 2.46 MP upscale of kodim19:
+# a pass 0.17 / 1.0 s, a coding 0.3-0.4 / 2.0-3.5 s at 0.3-3.3 bpp, the check decode 0.68 /
+# 3.7 s; the rate fit of a 1.28 bpp budget coded about 4 / 6 times, of --bpp 1.0 at 2.46 MP 8
+# (about 2 + log2(what pruning spans / the 0.5% window) whatever the size, hence one
+# constant). Refit when the context coder's speed changes.
+SYNTHESIS_PASSES = 1 + len(WEIGHT_BITS_CHOICES)
+CHECK_DECODE_PASSES = 3.9
+PACK_PASSES = 2.7
+RATE_FIT_CODINGS = 6.5
+
+
+def synthesis_seconds(layout: Layout) -> float:
+    """One synthesis pass over the whole image, timed on zero weights and latents (the
+    cost does not depend on the values)."""
+    weights = {name: np.zeros(shape, np.float32) for name, shape in layout.synthesis_shapes()}
+    latents = [np.zeros((len(layout.planes(lv)), h, w), np.float32) for lv, (h, w) in enumerate(layout.shapes)]
+    best = math.inf
+    for _ in range(2):  # the first call's set-up (2.4x a pass at 2.5 MP) is not the pass's cost
+        t = time.perf_counter()
+        synthesize_numpy(layout, weights, latents)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def post_fit_seconds(layout: Layout, one_pass: float, codings: float = 1.0, passes: int = 0) -> float:
+    """The predicted seconds of the encode after the fit, from one synthesis pass's
+    (`passes` more synthesis passes: --psnr's pruning)."""
+    return one_pass * (SYNTHESIS_PASSES + passes + CHECK_DECODE_PASSES + codings * PACK_PASSES)
+
+
+STEP_PASSES = 2.4  # a fast-preset training step in synthesis passes (2.6 at 0.39 MP, 2.1 at 2.46 MP)
+
+
+def expected_steps(iters: int, time_limit: float | None, one_pass: float) -> int:
+    """The steps a fit will get before its wall-clock cap, guessed before it starts."""
+    if not time_limit:
+        return iters
+    return max(1, min(iters, int(time_limit / max(STEP_PASSES * one_pass, 1e-6))))
+
+
+PSNR_PRUNE_TRIES = 10  # --psnr: synthesis passes of the bisection that prunes down to the target
 
 
 def layout_for(height: int, width: int, channels: int, preset: str, hidden: int | None,
@@ -75,21 +125,42 @@ def network_bytes(layout: Layout) -> int:
 
 
 def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str, iters: int | None,
-           time_limit: float | None, seed: int, progress=None) -> LatentEncoding:
-    """image: (C, H, W) float32 on [0, 1]. Trains on the CPU (the device option is not
-    wired into the latent fit yet)."""
-    from .fit import LatentFitConfig, choose_lambda, fit_latents
+           time_limit: float | None, seed: int, progress=None, started: float | None = None,
+           device: str = "cpu") -> LatentEncoding:
+    """image: (C, H, W) float32 on [0, 1]; started: when the encode began (for the estimate
+    of its seconds); device: where the fit trains (the coding stays on the CPU). A byte
+    target: lam chosen for the budget and steered to it, then the rate fit; -q: lam as
+    given, coded once; --psnr: lam from the starting pyramid's error and steered to the
+    target's, coded once."""
+    from .fit import LatentFitConfig, choose_lambda, choose_lambda_for_psnr, fit_latents, training_mse
 
+    started = time.perf_counter() if started is None else started
     layout = header.layout
     n = layout.height * layout.width
     p = LATENT_PRESETS[preset]
     budget = target.budget_bytes
-    latent_bits = max(64.0, (budget - overhead(header) - network_bytes(layout)) * 8)
-    cfg = LatentFitConfig(iters=iters if iters is not None else p.iters,
-                          lam=choose_lambda(layout, image, latent_bits), target_bits=latent_bits,
-                          time_limit=time_limit if time_limit is not None else p.time_limit,
-                          seed=seed)
-    result = fit_latents(layout, image, cfg, progress)
+    latent_bits = target_mse = None
+    steps = iters if iters is not None else p.iters
+    limit = time_limit if time_limit is not None else p.time_limit
+    one_pass = synthesis_seconds(layout)
+    if budget is not None:
+        latent_bits = max(64.0, (budget - overhead(header) - network_bytes(layout)) * 8)
+        lam = choose_lambda(layout, image, latent_bits)
+    elif target.psnr is not None:
+        target_mse = training_mse(target.psnr, header.bit_depth)
+        lam = choose_lambda_for_psnr(layout, image, target_mse, expected_steps(steps, limit, one_pass))
+    else:
+        lam = float(target.lam)
+    cfg = LatentFitConfig(iters=steps, lam=lam, target_bits=latent_bits, time_limit=limit, seed=seed,
+                          target_mse=target_mse)
+    codings = RATE_FIT_CODINGS if budget is not None else 1.0
+    passes = 0 if target_mse is None else PSNR_PRUNE_TRIES
+
+    def after(per_step: float) -> float:  # one pass: the probe's, or the steps' if faster (load spikes inflate both)
+        return post_fit_seconds(layout, min(one_pass, per_step / STEP_PASSES), codings, passes)
+
+    result = fit_latents(layout, image, cfg, progress, started, after, ESTIMATE_AT, device)
+    shown = result.iterations + result.post_steps
     levels = by_level(layout, result.latents)
     unquantised = synthesize_numpy(layout, result.synthesis, levels)
 
@@ -102,10 +173,13 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
     for bits in WEIGHT_BITS_CHOICES:
         tensors, weights = quantise_synthesis(layout, result.synthesis, bits)
         size = sum(len(pack_tensor(t)) for t in tensors)
-        score = distortion(weights, levels) + result.lam * size * 8 / n
+        mse = distortion(weights, levels)
+        score = mse + result.lam * size * 8 / n
         if best is None or score < best[0]:
-            best = (score, bits)
+            best = (score, bits, mse, weights)
     bits = best[1]
+    if progress:
+        progress(result.iterations + result.post_steps // 4, shown, 10 * math.log10(1 / max(best[2], 1e-12)))
 
     order = _prune_order(result.latents)
 
@@ -113,8 +187,49 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
         syn, ctx, lat = rescale(result.synthesis, result.context, _pruned(result.latents, order, prune), scale)
         return pack(header, syn, ctx, lat, bits)
 
-    data, scale = fit_rate(file_at, target, len(order[0]))
-    return LatentEncoding(data, result.iterations, result.lam, scale, bits, result.estimated_seconds, unquantised)
+    if budget is None:  # a quality target: the file as trained, coded once
+        prune = 0 if target.psnr is None else prune_to_psnr(layout, image, best[3], result.latents, order,
+                                                             target.psnr, header.bit_depth)
+        data, scale = file_at(prune=prune), 1.0
+    else:
+        data, scale = fit_rate(file_at, target, len(order[0]))
+    return LatentEncoding(data, result.iterations, result.lam, scale, bits, result.estimated_seconds, unquantised,
+                          shown)
+
+
+PSNR_PRUNE_MARGIN = 0.05  # dB: --psnr prunes down to this much above the target
+
+
+def prune_to_psnr(layout: Layout, image: np.ndarray, weights: dict[str, np.ndarray], latents: list[np.ndarray],
+                  order: tuple[np.ndarray, np.ndarray], psnr: float, bit_depth: int) -> int:
+    """--psnr: how many of the weakest +-1 latents to drop to 0 (fewer bits, more error)
+    so that a fit that came out above the target lands just above it (the output rounded
+    to bit_depth bits, as the file decodes): bisection, PSNR_PRUNE_TRIES passes at most.
+    0 when the fit is at or under the target (nothing to gain)."""
+    peak = (1 << bit_depth) - 1
+    reference = np.rint(np.clip(image, 0, 1) * peak) / peak
+
+    def quality(count: int) -> float:
+        out = synthesize_numpy(layout, weights, [np.rint(z) for z in by_level(layout, _pruned(latents, order, count))])
+        mse = float(np.mean((np.rint(np.clip(out, 0, 1) * peak) / peak - reference) ** 2))
+        return 10 * math.log10(1 / max(mse, 1e-12))
+
+    goal = psnr + PSNR_PRUNE_MARGIN
+    if not len(order[0]) or quality(0) <= goal:
+        return 0
+    lo, hi = 0, len(order[0])  # quality(lo) > goal
+    for _ in range(PSNR_PRUNE_TRIES - 1):
+        if hi - lo <= 1:
+            break
+        mid = (lo + hi) // 2
+        if quality(mid) > goal:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+ESTIMATE_AT = 3  # the step of the first estimate of the encode's seconds (about 3-5% of a fast encode)
 
 
 def rescale(synthesis: dict[str, np.ndarray], context: dict[str, np.ndarray], latents: list[np.ndarray],

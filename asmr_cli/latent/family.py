@@ -11,7 +11,7 @@ from ..core.family import Family
 from ..core.metrics import psnr
 from ..core.options import EncodeOptions, EncodeResult, check_effort, check_samples
 from ..core.presets import PRESETS
-from ..core.rates import target_for
+from ..core.rates import image_target
 from ..io.media import Raster, float_raster
 from . import codec
 from . import context_model as cm
@@ -67,21 +67,25 @@ def encode_image(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeRe
     if opts.iters is not None or opts.time_limit is not None:
         check_effort(1 if opts.iters is None else opts.iters, opts.time_limit)
     n = raster.height * raster.width
-    target = target_for(n, opts.bpp, opts.size, opts.quality)
+    target = image_target(n, opts.bpp, opts.size, opts.quality, opts.psnr)
     layout = encoder.layout_for(raster.height, raster.width, raster.channels, opts.preset, opts.hidden, opts.levels)
     header = LatentHeader((raster.height, raster.width), raster.channels, raster.bit_depth,
                           layout.levels, layout.hidden, layout.context_hidden)
     check_decodable(header, opts.max_pixels)
-    resolve_device(opts.device)  # a bad --device is refused; the latent fit itself runs on the CPU
+    device = resolve_device(opts.device)  # the fit trains there; coding and the check decode on the CPU
     enc = encoder.encode(raster.as_float(), header, target, opts.preset, opts.iters, opts.time_limit,
-                         opts.seed, progress)
+                         opts.seed, progress, start, device)
     decoded = check_decode(enc.data)
+    achieved = _psnr(raster, decoded)
+    if progress:
+        progress(enc.shown_steps, enc.shown_steps, achieved)
     stats = describe(header, len(enc.data), VERSION)
     unquantised = float_raster(enc.unquantised, (raster.height, raster.width), raster.bit_depth)
     stats.update(encode_seconds=round(time.perf_counter() - start, 3), iterations=enc.iterations,
-                 psnr=round(_psnr(raster, decoded), 3), psnr_float_latents=round(_psnr(raster, unquantised), 3),
-                 target_bytes=target.budget_bytes, target_bpp=target.bpp, lam=enc.lam, weight_bits=enc.weight_bits,
-                 latent_scale=round(enc.scale, 4),
+                 psnr=round(achieved, 3), psnr_float_latents=round(_psnr(raster, unquantised), 3),
+                 target_bytes=target.budget_bytes, target_bpp=target.bpp, target_psnr=target.psnr,
+                 lam=enc.lam, weight_bits=enc.weight_bits,
+                 latent_scale=round(enc.scale, 4), device=device,
                  estimated_seconds=None if enc.estimated_seconds is None else round(enc.estimated_seconds, 1))
     # deprecated alias (docs/json.md): this format's float-latent PSNR is no quantisation loss
     stats["psnr_unquantised"] = stats["psnr_float_latents"]

@@ -45,6 +45,7 @@ class LatentFitConfig:
     time_limit: float | None = None
     seed: int = 0
     steer_range: float | None = None  # lam steered at most this factor away from its start
+    target_mse: float | None = None   # --psnr: steer lam towards this MSE (on [0, 1]) while rounding
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
@@ -63,6 +64,7 @@ class LatentFitResult:
     lam: float
     seconds: float
     estimated_seconds: float | None
+    post_steps: int = 0  # the work after the fit, in steps' worth of time (the progress's share)
 
 
 def level_gains(layout: Layout, lam: float) -> list[float]:
@@ -109,6 +111,65 @@ def trained_rate_ratio(bpp: float) -> float:
     starting pyramid at the same lam (the context model and the rate term's pruning save
     more at low rates): fitted on tuning images only (docs/rate-distortion.md)."""
     return 0.66 * (max(bpp, 0.01) / 0.5) ** 0.2
+
+
+# --psnr: what a fit's error is as a share of its starting pyramid's rounded error at the
+# same lam (choose_lambda_for_psnr): 0.81-1.05 on three tuning crops (kodim04, 19, 23 at
+# 384x256, --preset fast, q 50-90), geometric mean 0.91 at 31.65 dB, falling by about 2.2%
+# a dB within each image (docs/rate-distortion.md). The fit then steers lam on the
+# rounding phase's error.
+TRAINED_MSE_RATIO, RATIO_AT_DB, RATIO_PER_DB = 0.91, 31.65, -0.022
+# ... at RATIO_STEPS steps (the crops' 150); a fit with fewer steps removes less of the
+# starting error: x (RATIO_STEPS / steps) ** RATIO_STEP_EXPONENT, from kodim04 (512x768,
+# 62-74 steps: 1.05-1.07x) and a 2.46 MP upscale of kodim19 (19 steps: 1.17x) at --psnr 33.
+RATIO_STEPS, RATIO_STEP_EXPONENT = 150, 0.075
+
+
+def trained_mse_ratio(psnr: float, steps: int = RATIO_STEPS) -> float:
+    few = (RATIO_STEPS / max(1, min(steps, RATIO_STEPS))) ** RATIO_STEP_EXPONENT
+    return TRAINED_MSE_RATIO * math.exp(RATIO_PER_DB * (psnr - RATIO_AT_DB)) * few
+PSNR_AIM = 0.15  # dB above the target that the fit aims at (the encoder prunes what lands above)
+
+
+def training_mse(psnr: float, bit_depth: int = 8) -> float:
+    """The MSE on [0, 1] a fit aims at for a PSNR target: the file's error less what
+    rounding the output to bit_depth bits adds (1/12 of a level squared)."""
+    peak = (1 << bit_depth) - 1
+    mse = 10 ** (-(psnr + PSNR_AIM) / 10)
+    return max(mse - 1 / (12 * peak**2), mse / 4)
+
+
+def choose_lambda_for_psnr(layout: Layout, image: np.ndarray, target_mse: float, steps: int = RATIO_STEPS) -> float:
+    """The lam whose starting pyramid, rounded in that lam's steps and synthesised by the
+    linear path (what training starts from), has an MSE of target_mse / trained_mse_ratio:
+    bisection on log(lam). Where the image is smooth more latents round to 0 and the error
+    is below a uniform quantiser's, which is what a fixed lam(PSNR) relation misses.
+    steps: how many the fit is expected to get."""
+    x = torch.from_numpy(np.ascontiguousarray(image, np.float32))
+    pyramid = residual_pyramid(layout, x)
+    unit = level_gains(layout, 1.0)
+    inv = torch.from_numpy(np.linalg.inv(colour_transform(layout.channels))).float()
+    c = layout.channels
+
+    def mse(lam: float) -> float:
+        acc = None
+        for lv in range(layout.levels - 1, -1, -1):
+            step = unit[lv] * math.sqrt(lam)
+            term = torch.zeros(c, *layout.shapes[lv])
+            term[list(layout.planes(lv))] = torch.round(pyramid[lv] / step) * step
+            acc = term if acc is None else up2(TORCH, acc, layout.shapes[lv]) + term
+        out = (inv @ acc.reshape(c, -1)).reshape(x.shape).clamp(0, 1)
+        return float(((out - x) ** 2).mean())
+
+    goal = target_mse / trained_mse_ratio(-10 * math.log10(target_mse), steps)
+    lo, hi = math.log(1e-7), math.log(1.0)
+    for _ in range(16):  # mse(lam) increases with lam
+        mid = (lo + hi) / 2
+        if mse(math.exp(mid)) > goal:
+            hi = mid
+        else:
+            lo = mid
+    return math.exp((lo + hi) / 2)
 
 
 ENTROPY_SAMPLE = 1 << 20  # values per plane that choose_lambda's entropy estimate looks at
@@ -208,8 +269,8 @@ class LatentModel(nn.Module):
     def networks(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The synthesis (gains folded in) and context weights as float32 arrays."""
         with torch.no_grad():
-            syn = {k: v.detach().numpy().astype(np.float32) for k, v in self.synthesis_params().items()}
-            ctx = {k: v.detach().numpy().astype(np.float32) for k, v in self.ctx.items()}
+            syn = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.synthesis_params().items()}
+            ctx = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.ctx.items()}
         return syn, ctx
 
     def synthesis_params(self) -> dict[str, torch.Tensor]:
@@ -236,7 +297,7 @@ class LatentModel(nn.Module):
         """Estimated bits of all latent grids under the context model (float form of
         context_model.predict), from a sample of the positions of large grids."""
         lay = self.layout
-        total = torch.zeros(())
+        total = torch.zeros((), device=latents[0].device)
         by_plane = {}
         for k, (lv, plane, _) in enumerate(lay.grids()):
             z = latents[lv][lay.planes(lv).index(plane)][None]
@@ -262,10 +323,10 @@ def grid_bits(c: dict[str, torch.Tensor], k: int, z: torch.Tensor, parent: torch
     n = frames * h * w
     if fraction < 1 and n > SAMPLE_ABOVE:
         m = max(1, min(int(n * fraction), MAX_SAMPLED_LATENTS))
-        idx = torch.randint(0, n, (m,), generator=generator)
+        idx = torch.randint(0, n, (m,), generator=generator).to(z.device)  # drawn on the CPU: any device, same draws
         weight = n / m
     else:
-        idx = torch.arange(n)
+        idx = torch.arange(n, device=z.device)
         weight = 1.0
     t, rest = idx // (h * w), idx % (h * w)
     rows, cols = rest // w, rest % w
@@ -275,7 +336,7 @@ def grid_bits(c: dict[str, torch.Tensor], k: int, z: torch.Tensor, parent: torch
     pz = F.pad(z, (1, 1, 1, 1)).reshape(-1)
     feats = [pz[centre + o] * (~anchor) for o in offsets]
     if parent is None:
-        feats += [torch.zeros(idx.shape[0])] * 5
+        feats += [torch.zeros(idx.shape[0], device=z.device)] * 5
     else:
         pp = F.pad(up2(TORCH, parent, (h, w)), (1, 1, 1, 1)).reshape(-1)
         feats += [pp[centre]] + [pp[centre + o] for o in offsets]
@@ -286,7 +347,7 @@ def grid_bits(c: dict[str, torch.Tensor], k: int, z: torch.Tensor, parent: torch
         feats += [pv[centre]] + [pv[centre + o] for o in offsets] + [has[t]]
     out = context_net(c, k, torch.stack(feats, -1))
     bits = laplace_bits(pz[centre], out[:, 0], out[:, 1]) * weight
-    return torch.zeros(frames).index_add(0, t, bits)  # per frame
+    return torch.zeros(frames, device=z.device).index_add(0, t, bits)  # per frame
 
 
 def laplace_bits(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -302,19 +363,25 @@ def laplace_bits(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -
 
 
 def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
-                progress: Progress | None = None) -> LatentFitResult:
-    """image: (C, H, W) float32 in [0, 1]."""
+                progress: Progress | None = None, started: float | None = None,
+                after: float | Callable[[float], float] = 0.0,
+                estimate_at: int = 10, device: str = "cpu") -> LatentFitResult:
+    """image: (C, H, W) float32 in [0, 1]. started: when the encode began (the estimate
+    counts from there), after: the seconds the encode will take after the fit (or a function
+    of the seconds per step that gives them), estimate_at:
+    the step of the first estimate of the whole encode's seconds (Schedule), device: where
+    the model trains (the random draws stay on the CPU, so every device draws the same)."""
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     target = torch.from_numpy(np.ascontiguousarray(image, np.float32))
-    model = LatentModel(layout, target, cfg.lam)
+    model = LatentModel(layout, target, cfg.lam).to(device)
     n = layout.height * layout.width
-    flat = target.reshape(layout.channels, -1)
+    flat = target.reshape(layout.channels, -1).to(device)
     nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
     opt = torch.optim.Adam([{"params": list(model.latents), "lr": cfg.latent_lr, "base": cfg.latent_lr},
                             {"params": nets, "lr": cfg.net_lr, "base": cfg.net_lr}])
-    sched = Schedule(cfg, start)
+    sched = Schedule(cfg, start if started is None else started, after, estimate_at)
     sample = n > SAMPLE_ABOVE and cfg.pixel_fraction < 1
     step = 0
     while step < sched.total:
@@ -325,9 +392,9 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         if hard:
             zs = [z + (torch.round(z) - z).detach() for z in model.latents]
         else:
-            zs = [z + torch.rand(z.shape, generator=gen) - 0.5 for z in model.latents]
+            zs = [z + torch.rand(z.shape, generator=gen).to(device) - 0.5 for z in model.latents]
         count = max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS))
-        pixels = torch.randint(0, n, (count,), generator=gen) if sample else None
+        pixels = torch.randint(0, n, (count,), generator=gen).to(device) if sample else None
         out = model.render(zs, pixels)
         ref = flat if pixels is None else flat[:, pixels]
         mse = ((out - ref) ** 2).mean()
@@ -335,16 +402,19 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         loss = mse + sched.lam * bits / n
         if hard:
             sched.steer(step, float(bits.detach()))
+            sched.steer_distortion(step, float(mse.detach()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets, 1.0)
         opt.step()
         step += 1
+        done = sched.finished(step)  # before the report, so that it shows the replanned total
         sched.report(step, mse, progress)
-        if sched.finished(step):
+        if done:
             break
     syn, ctx = model.networks()
     with torch.no_grad():
-        lat = [model.latents[lv][layout.planes(lv).index(p)].detach().numpy().astype(np.float32)
+        lat = [model.latents[lv][layout.planes(lv).index(p)].detach().cpu().numpy().astype(np.float32)
                for lv, p, _ in layout.grids()]
-    return LatentFitResult(syn, ctx, lat, step, sched.lam, time.perf_counter() - start, sched.estimated)
+    return LatentFitResult(syn, ctx, lat, step, sched.lam, time.perf_counter() - start, sched.estimated,
+                           sched.post_steps())

@@ -11,6 +11,10 @@ from collections.abc import Callable
 import numpy as np
 
 Progress = Callable[[int, int, float], None]
+# --psnr: lam steered on the rounding phase's error every 5 steps by at most these factors
+# (steering from 10% of the steps on, on the noise phase's error, overshot: the early
+# error is not yet the trained one; docs/rate-distortion.md)
+DISTORTION_STEP = (0.9, 1.11)
 
 
 class Schedule:
@@ -18,13 +22,24 @@ class Schedule:
     towards the target rate while rounding, the estimate of the total time at step 10
     and the wall-clock cap (the schedule shrinks to fit it)."""
 
-    def __init__(self, cfg, start: float):
-        """cfg: a fit.LatentFitConfig (iters, lam, target_bits, time_limit, the rates' schedule)."""
+    def __init__(self, cfg, start: float, after: float | Callable[[float], float] = 0.0, estimate_at: int = 10):
+        """cfg: a fit.LatentFitConfig (iters, lam, target_bits, time_limit, the rates' schedule);
+        start: when the encode began; after: the seconds the encode will still take once the
+        fit ends (coding, the rate fit, the check decode), or a function of the measured
+        seconds per step that gives them, part of the estimate and of the progress;
+        estimate_at: the step of the first estimate (the clips keep 10)."""
         self.cfg, self.start = cfg, start
         self.total = max(1, cfg.iters)
         self.lam = cfg.lam
         self.rate: float | None = None
-        self.estimated: float | None = None
+        self.mse: float | None = None
+        self.estimated: float | None = None  # the first estimate of the whole encode's seconds
+        self.latest: float | None = None     # the latest one
+        self.after_for = after if callable(after) else (lambda per_step: after)
+        self.after = 0.0 if callable(after) else after
+        self.estimate_at = estimate_at
+        self.per_step: float | None = None
+        self.planned: int | None = None  # the steps the latest estimate counts on
         self.loop_start = time.perf_counter()
 
     def lr_ratio(self, step: int) -> float:
@@ -47,10 +62,26 @@ class Schedule:
                 r = self.cfg.steer_range
                 self.lam = float(np.clip(self.lam, self.cfg.lam / r, self.cfg.lam * r))
 
+    def steer_distortion(self, step: int, mse: float) -> None:
+        """--psnr, in the rounding phase: steer lam so the step's (sampled) MSE lands on
+        cfg.target_mse (a lower lam where the error is above it)."""
+        target = getattr(self.cfg, "target_mse", None)
+        if not target:
+            return
+        self.mse = mse if self.mse is None else 0.8 * self.mse + 0.2 * mse
+        if step % 5 == 0:
+            self.lam *= float(np.clip(target / self.mse, *DISTORTION_STEP))
+
+    def post_steps(self) -> int:
+        """The work after the fit, in steps' worth of time (0 until a step is timed)."""
+        return int(round(self.after / self.per_step)) if self.after and self.per_step else 0
+
     def report(self, step: int, mse, progress: Progress | None) -> None:
-        """Progress every 10 steps and at the last: (step, total, PSNR of the step's sample)."""
-        if progress and (step % 10 == 0 or step == self.total):
-            progress(step, self.total, 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
+        """Progress every 10 steps, at the first estimate and at the last: (step, total
+        with the work after the fit in steps' worth, PSNR of the step's sample)."""
+        if progress and (step % 10 == 0 or step == self.total or step == self.estimate_at):
+            total = self.total if self.planned is None else max(step, self.planned)
+            progress(step, total + self.post_steps(), 10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
 
     def finished(self, step: int) -> bool:
         """After `step` steps: whether to stop. The time per step is measured at step 10
@@ -58,11 +89,19 @@ class Schedule:
         plan fills the cap even when the first steps were slow."""
         now = time.perf_counter()
         limit = self.cfg.time_limit
-        if step == 10 or (step >= 16 and step & (step - 1) == 0 and not self.hard(step)):
+        replan = step == 10 or (step >= 16 and step & (step - 1) == 0 and not self.hard(step))
+        if replan or step == self.estimate_at:
             per_step = (now - self.loop_start) / step
+            self.per_step = per_step
+            self.after = self.after_for(per_step)
+            total = self.total
             if limit:
                 fit_in = step + int(max(0.0, limit - (now - self.loop_start)) * 0.95 / per_step)
-                self.total = max(step + 1, min(max(1, self.cfg.iters), fit_in))
-            if step == 10:
-                self.estimated = (now - self.start) + per_step * (self.total - step)
+                total = max(step + 1, min(max(1, self.cfg.iters), fit_in))
+            if replan:
+                self.total = total
+            self.planned = total
+            self.latest = (now - self.start) + per_step * (total - step) + self.after
+            if self.estimated is None:
+                self.estimated = self.latest
         return step >= self.total or bool(limit and now - self.loop_start > limit)
