@@ -5,8 +5,11 @@ encode / decode seconds go into one table, and the same crop of the original and
 decoded image goes side by side, labelled, into one picture (`picture`).
 
     from asmr_cli.api.compare import compare_image
+    from asmr_cli.api.compare_picture import picture
     result = compare_image(Path("photo.png"), EncodeOptions(bpp=0.5))
     picture(result).save("compare.png")
+
+Clips are compared in compare_clips.py, the picture and the plot drawn in compare_picture.py.
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ def _measure(row: CodecResult, original: np.ndarray, decoded: np.ndarray, n_pixe
 
 # -- asmr --------------------------------------------------------------------------------------
 
-def _setting(opts: EncodeOptions) -> str:
+def setting_label(opts: EncodeOptions) -> str:
     setting = opts.preset
     if opts.bpp is not None:
         setting += f", --bpp {opts.bpp:g}"
@@ -129,7 +132,7 @@ def _asmr_row(raster: Raster, opts: EncodeOptions, progress) -> CodecResult:
     start = time.perf_counter()
     decoded = render_image(result.data, max_pixels=opts.max_pixels)
     decode_seconds = time.perf_counter() - start
-    row = CodecResult("asmr", _setting(opts), len(result.data), encode_seconds=round(encode_seconds, 3),
+    row = CodecResult("asmr", setting_label(opts), len(result.data), encode_seconds=round(encode_seconds, 3),
                       decode_seconds=round(decode_seconds, 4), gap=0.0)
     _measure(row, raster.pixels, decoded.pixels, raster.width * raster.height)
     return row
@@ -280,208 +283,6 @@ def compare_image(path: Path, opts: EncodeOptions | None = None, codecs: tuple[s
     return Comparison(str(path), raster.width, raster.height, target, raster.pixels, rows, crop, notes)
 
 
-# -- the picture ------------------------------------------------------------------------------------
-
-def zoom_for(crop: tuple[int, int, int, int]) -> int:
-    """2:1 for a crop up to 256 pixels on its longer side (3:1 under 96, small clips), else 1:1."""
-    side = max(crop[2], crop[3])
-    return 3 if side < 96 else 2 if side <= 256 else 1
-
-
-def _fonts():
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=14), ImageFont.load_default(size=11)
-    except TypeError:  # Pillow < 10.1: the bitmap font, one size
-        font = ImageFont.load_default()
-        return font, font
-
-
-def panel_labels(result: Comparison) -> list[tuple[str, str]]:
-    """(title, detail) above each panel: the original first, then each codec that ran."""
-    at = f"frame {result.frame}, " if result.frame is not None else ""
-    labels = [("original", f"{at}{result.width}x{result.height}, crop {result.crop[2]}x{result.crop[3]}")]
-    for r in result.results:
-        if r.decoded is None:
-            continue
-        labels.append((f"{r.name} {r.setting}", f"{r.bytes:,} B  {r.psnr:.2f} dB  SSIM {r.ssim:.3f}"))
-    return labels
-
-
-def picture_layout(result: Comparison) -> dict:
-    """Where each panel goes: {"size": (W, H), "zoom": z, "panels": [(x, y, w, h)], "labels": [...]};
-    a column is as wide as its panel or its label, whichever is wider."""
-    x, y, w, h = result.crop
-    z = zoom_for(result.crop)
-    labels = panel_labels(result)
-    big, small = _fonts()
-    pw, ph = w * z, h * z
-    panels, left = [], GAP
-    for title, detail in labels:
-        text = int(max(big.getlength(title), small.getlength(detail))) + 1
-        panels.append((left, LABEL_HEIGHT, pw, ph))
-        left += max(pw, text) + GAP
-    return {"size": (left, LABEL_HEIGHT + ph + GAP), "zoom": z, "panels": panels, "labels": labels}
-
-
-def picture(result: Comparison):
-    """The same crop of the original and of each decoded image, side by side on white,
-    each enlarged by nearest neighbour (zoom_for) under a two-line label: a PIL image."""
-    from PIL import Image, ImageDraw
-
-    layout = picture_layout(result)
-    x, y, w, h = result.crop
-    z = layout["zoom"]
-    canvas = Image.new("RGB", layout["size"], "white")
-    draw = ImageDraw.Draw(canvas)
-    big, small = _fonts()
-    sources = [result.original] + [r.decoded for r in result.results if r.decoded is not None]
-    for (px, py, _, _), (title, detail), src in zip(layout["panels"], layout["labels"], sources):
-        part = src[y:y + h, x:x + w]
-        if part.shape[2] == 1:
-            part = np.repeat(part, 3, axis=2)
-        part = np.repeat(np.repeat(part, z, axis=0), z, axis=1)
-        canvas.paste(Image.fromarray(np.ascontiguousarray(part), "RGB"), (px, py))
-        draw.text((px, 4), title, fill="black", font=big)
-        draw.text((px, 22), detail, fill=(70, 70, 70), font=small)
-    return canvas
-
-
-def write_picture(result: Comparison, out: Path) -> None:
-    from ..io.media import atomic_output, check_image_output
-
-    ext = check_image_output(out)
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}[ext]
-    image = picture(result)
-    with atomic_output(Path(out)) as tmp:
-        kwargs = {"lossless": True} if fmt == "WEBP" else {"quality": 95} if fmt == "JPEG" else {}
-        image.save(tmp, format=fmt, **kwargs)
-
-
-# -- clips: x264, x265 and VP9 through PyAV ------------------------------------------------------
-
-def _clip_measure(row: CodecResult, original: np.ndarray, decoded: np.ndarray) -> None:
-    """Mean per-frame PSNR and SSIM (8-bit RGB), bpp over every frame's pixels."""
-    t, h, w = original.shape[:3]
-    row.bpp = round(8 * row.bytes / (t * h * w), 4)
-    row.psnr = round(float(np.mean([psnr(a, b, 255.0) for a, b in zip(original, decoded)])), 3)
-    row.ssim = round(float(np.mean([ssim(a, b, 255.0) for a, b in zip(original, decoded)])), 4)
-    row.decoded = decoded
-
-
-def _asmr_clip_row(clip, opts: EncodeOptions, progress) -> CodecResult:
-    from .clips import decode_video, encode_clip
-
-    start = time.perf_counter()
-    result = encode_clip(clip, opts, progress)
-    encode_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    decoded = decode_video(result.data)
-    decode_seconds = time.perf_counter() - start
-    row = CodecResult("asmr", _setting(opts), len(result.data), encode_seconds=round(encode_seconds, 3),
-                      decode_seconds=round(decode_seconds, 4), gap=0.0)
-    _clip_measure(row, clip.frames, decoded.frames)
-    return row
-
-
-def _bitrate_search(size_at: Callable[[int], int], target: int, seconds: float) -> tuple[int, int] | None:
-    """(bitrate, size): the largest size not above target over average bitrates, by the
-    secant on log size against log bitrate from the rate that would fill the target;
-    None when no try fits."""
-    import math
-
-    best = None
-    rate = max(1000, int(8 * target / seconds))
-    tried: list[tuple[float, float]] = []
-    for _ in range(BITRATE_TRIES):
-        size = size_at(rate)
-        if size <= target and (best is None or size > best[1]):
-            best = (rate, size)
-        if best is not None and best[1] >= (1 - SIZE_CLOSE / 2) * target:
-            break
-        tried.append((math.log(rate), math.log(size)))
-        goal = math.log((1 - SIZE_CLOSE / 4) * target)
-        if len(tried) >= 2 and tried[-1][0] != tried[-2][0]:
-            slope = (tried[-1][1] - tried[-2][1]) / (tried[-1][0] - tried[-2][0])
-            slope = min(2.0, max(0.2, slope))
-        else:
-            slope = 1.0
-        rate = max(1000, int(math.exp(tried[-1][0] + (goal - tried[-1][1]) / slope)))
-    return best
-
-
-def _stream_row(clip, codec: str, target: int) -> CodecResult:
-    from ..io.video import STREAM_CODECS, decode_stream, encode_stream
-
-    encoder = STREAM_CODECS[codec][0]
-    if not _ffmpeg_has(encoder):
-        return CodecResult(codec, note=f"not available: this PyAV's FFmpeg has no {encoder}")
-    lo, hi = STREAM_CODECS[codec][3]
-    q, size = search_quality(lambda q: encode_stream(clip, codec, crf=hi - q)[1], target, 0, hi - lo)
-    setting, kwargs = f"crf {hi - q}", {"crf": hi - q}
-    if size > target or size < (1 - SIZE_CLOSE) * target:  # crf steps too coarse: an average bitrate
-        seconds = clip.count / float(clip.fps or 25)
-        found = _bitrate_search(lambda b: encode_stream(clip, codec, bitrate=b)[1], target, seconds)
-        if found is not None and (size > target or found[1] > size):
-            setting, kwargs = f"{found[0] / 1000:.0f} kbit/s", {"bitrate": found[0]}
-    start = time.perf_counter()
-    data, stream_bytes = encode_stream(clip, codec, **kwargs)
-    encode_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    decoded = decode_stream(data, clip.width, clip.height)
-    decode_seconds = time.perf_counter() - start
-    gap = stream_bytes / target - 1
-    row = CodecResult(codec, setting, stream_bytes, encode_seconds=round(encode_seconds, 4),
-                      decode_seconds=round(decode_seconds, 4), gap=round(gap, 4))
-    if gap > 0:
-        row.note = f"{gap:.0%} above asmr's size at its lowest setting"
-    elif gap < -SIZE_CLOSE:
-        row.note = f"{-gap:.0%} below asmr's size: no crf or bitrate tried landed closer"
-    if decoded.shape[0] != clip.count:
-        raise AsmrError(f"{codec}: {decoded.shape[0]} frames decoded of {clip.count}")
-    _clip_measure(row, clip.frames, decoded)
-    return row
-
-
-def _ffmpeg_has(encoder: str) -> bool:
-    import av
-
-    return encoder in av.codecs_available
-
-
-def compare_clip(path: Path, opts: EncodeOptions | None = None, codecs: tuple[str, ...] = CLIP_CODECS,
-                 crop: tuple[int, int, int, int] | None = None, frame: int | None = None,
-                 frames=None, progress=None) -> Comparison:
-    """asmr with `opts` on a clip (`frames`: an io.clips.FrameRange), then each of `codecs`
-    at the largest stream not above asmr's file: its crf searched, then an average
-    bitrate where the crf steps miss by more than 5%. Sizes are the codecs' bare streams
-    (packets and headers, no container). The picture shows frame `frame` (default: the
-    middle one)."""
-    from ..io.video import read_video
-
-    opts = opts or EncodeOptions()
-    unknown = [c for c in codecs if c not in CLIP_CODECS]
-    if unknown:
-        raise AsmrError(f"--codecs {','.join(unknown)}: expected some of {','.join(CLIP_CODECS)} for a clip")
-    clip = read_video(Path(path), frames, max_pixels=opts.max_pixels)
-    index = clip.count // 2 if frame is None else frame
-    if not 0 <= index < clip.count:
-        raise AsmrError(f"--frame {frame}: the clip has frames 0 to {clip.count - 1}")
-    if crop is not None:
-        crop = check_crop(crop, clip.width, clip.height)
-    rows = [_asmr_clip_row(clip, opts, progress)]
-    target = rows[0].bytes
-    rows += [_stream_row(clip, c, target) for c in codecs]
-    for r in rows:
-        if r.decoded is not None:
-            r.decoded = r.decoded[index]
-    crop = crop or detailed_crop(clip.frames[index])
-    notes = ["x264, x265, VP9: bytes of the bare stream (packets and codec headers, no container)"]
-    return Comparison(str(path), clip.width, clip.height, target, clip.frames[index], rows, crop, notes,
-                      frames=clip.count, frame=index)
-
-
 # -- the rate-distortion sweep (--rd) ----------------------------------------------------------------
 
 RD_BPPS = (0.25, 0.5, 0.75, 1.0)
@@ -502,37 +303,7 @@ def rate_distortion(path: Path, opts: EncodeOptions | None = None, bpps: tuple[f
     from dataclasses import replace
 
     opts = opts or EncodeOptions()
+    from .compare_clips import compare_clip
+
     run = compare_clip if clip else compare_image
     return [run(path, replace(opts, bpp=b, size=None, quality=None), **kwargs) for b in bpps]
-
-
-def write_rd_plot(results: list[Comparison], out: Path) -> None:
-    """PSNR against bpp, one line per codec, each point a run of the sweep."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io.media import atomic_output, check_image_output
-
-    ext = check_image_output(out)
-    names = [r.codec for r in results[0].results]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
-    for name in names:
-        points = sorted((row.bpp, row.psnr) for res in results for row in res.results
-                        if row.codec == name and row.bytes is not None)
-        if points:
-            ax.plot(*zip(*points), marker="o", label=CODEC_NAMES.get(name, name),
-                    linewidth=2.2 if name == "asmr" else 1.4)
-    first = results[0]
-    shape = f"{first.width}x{first.height}" + (f", {first.frames} frames" if first.frames is not None else "")
-    ax.set_title(f"{Path(first.input).name} ({shape}): each codec at asmr's size", fontsize=10)
-    ax.set_xlabel("bits per pixel")
-    ax.set_ylabel("PSNR (dB, RGB)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fmt = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tif", ".tiff": "tif"}[ext]
-    with atomic_output(Path(out), ext) as tmp:
-        fig.savefig(tmp, format=fmt)
-    plt.close(fig)

@@ -297,17 +297,9 @@ def compare(
     """Encode an image (or clip) with asmr, then JPEG, WebP and AVIF (x264, x265, VP9) at the same size, and show
     the trade-off: one table, and with -o the same crop side by side."""
     from ..api import EncodeOptions
-    from ..api.compare import (
-        CLIP_CODECS,
-        IMAGE_CODECS,
-        check_plotting,
-        compare_clip,
-        compare_image,
-        picture_layout,
-        rate_distortion,
-        write_picture,
-        write_rd_plot,
-    )
+    from ..api.compare import CLIP_CODECS, IMAGE_CODECS, check_plotting, compare_image, rate_distortion
+    from ..api.compare_clips import compare_clip
+    from ..api.compare_picture import picture_layout, write_picture, write_rd_plot
     from ..io.clips import parse_frames
     from ..io.media import check_image_output
 
