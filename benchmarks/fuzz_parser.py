@@ -97,7 +97,26 @@ def seeds() -> list[bytes]:
         files += [_clip_file(L((5, 13, 21), 3, 8, 4, 4, 4, V, 25, 1, 2), rng),
                   _clip_file(L((3, 9, 5), 3, 8, 2, 0, 2, V, 30000, 1001, 3), rng),
                   _clip_file(L((1, 1, 1), 3, 8, 1, 0, 0, V, 0, 1, 1), rng)]
+    if True:  # format 5: collections (members of several sizes, subfolders, one member, 16-bit)
+        files += [_collection_file(3, 8, 3, 4, 4, [("a/x.png", 13, 21), ("a/b/y.png", 16, 16), ("z.png", 8, 5)],
+                                   rng),
+                  _collection_file(1, 16, 2, 0, 0, [("one", 9, 5)], rng),
+                  _collection_file(4, 8, 1, 2, 2, [(f"t/{i:03d}.png", 4, 4) for i in range(12)], rng)]
     return files
+
+
+def _collection_file(channels: int, depth: int, levels: int, hidden: int, ctx: int, members, rng) -> bytes:
+    """A valid version-5 file (a collection) with random networks and latents."""
+    from asmr_cli.collection.codec import pack
+    from asmr_cli.collection.format import CollectionHeader, Member
+    from asmr_cli.latent import context_model as cm
+
+    h = CollectionHeader(channels, depth, levels, hidden, ctx, members=[Member(*m) for m in members])
+    lay = h.net_layout
+    synthesis = {n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in lay.synthesis_shapes()}
+    context = {n: rng.normal(0, 0.5, s) for n, s in cm.parameter_shapes(len(lay.grids()), lay.context_hidden)}
+    latents = [[rng.laplace(0, 2, s) for _, _, s in h.layout(m.height, m.width).grids()] for m in h.members]
+    return pack(h, synthesis, context, latents, 8)
 
 
 def _clip_file(header, rng: np.random.Generator) -> bytes:
@@ -192,8 +211,36 @@ def _extreme_latent_header(header: bytes, rng: np.random.Generator) -> bytes:
         return header
 
 
+def _extreme_collection_header(header: bytes, rng: np.random.Generator) -> bytes:
+    """A version-5 header with one field set to an extreme value (the index and the
+    payload unchanged, so counts and lengths disagree with them)."""
+    from asmr_cli.collection import format as fmt5
+    from asmr_cli.container.networks import BY_REFERENCE, NetworkSource
+
+    h = fmt5.parse_header(header)
+    name = str(rng.choice(["channels", "bit_depth", "levels", "hidden", "context_hidden", "count", "lo", "hi",
+                           "index_bytes", "index_raw", "source"]))
+    value = int(rng.choice(U32[:10] + [7, 8, 9, 64, 65, 1 << 20, (1 << 20) + 1]))
+    if name == "source":
+        h.source = NetworkSource(BY_REFERENCE, bytes(rng.integers(0, 256, 32, dtype=np.uint8)))
+    elif name == "lo":
+        h.lo = -value
+    else:
+        setattr(h, name, value)
+    h.members = [fmt5.Member("m", 1, 1)] * h.count if h.count <= 1 << 12 else []
+    try:
+        out = (bytes([cfile.KIND_COLLECTION, h.channels, h.bit_depth, h.levels, h.hidden, h.context_hidden])
+               + fmt5.pack_source(h.source) + fmt5.varint(h.count) + fmt5.varint(fmt5.zigzag(h.lo))
+               + fmt5.varint(max(0, h.hi - h.lo)) + fmt5.varint(h.index_bytes) + fmt5.varint(h.index_raw))
+    except (ValueError, OverflowError):
+        return header
+    return out
+
+
 def _extreme_header(header: bytes, rng: np.random.Generator, version: int = fmt2.VERSION) -> bytes:
     """Re-pack the header with one field set to an extreme value (or a changed axis/level count)."""
+    if version == 5:
+        return _extreme_collection_header(header, rng)
     if version in (fmt3.VERSION, fmt4.VERSION):
         return _extreme_latent_header(header, rng)
     h = fmt2.parse_header(header)
@@ -275,7 +322,7 @@ def mutate(data: bytes, rng: np.random.Generator, pool: list[bytes]) -> tuple[st
             out[start:start + n] = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
         return "crc_payload_noise", join(header, bytes(out), version)
     if r < 0.92:
-        other = [v for v in (0, 1, 2, 3, 4, 255) if v != version]
+        other = [v for v in (0, 1, 2, 3, 4, 5, 255) if v != version]
         return "crc_version", join(header, payload, version=int(rng.choice(other)))
     # -- whole files written by the library around an odd but well-formed header
     return "synth_huge", synth(rng)
@@ -325,6 +372,10 @@ def decode_case(data: bytes) -> str:
         codec.describe(data)  # what `asmr stats` prints
         if f.header.kind == cfile.KIND_VIDEO and hasattr(codec, "decode_video"):
             codec.decode_video(data, max_pixels=FUZZ_MAX_PIXELS)
+        elif f.header.kind == getattr(cfile, "KIND_COLLECTION", -1):  # every member, each alone
+            c = codec.open_collection(data, max_pixels=FUZZ_MAX_PIXELS)
+            for m in c.members:
+                codec.decode_member(data, m.name, max_pixels=FUZZ_MAX_PIXELS, collection=c)
         else:
             codec.decode_bytes(data, max_pixels=FUZZ_MAX_PIXELS)  # what encode and stats --ref use
             if hasattr(codec, "render_image"):

@@ -17,12 +17,14 @@ from ..io.media import DEFAULT_MAX_PIXELS
 def decode_file(src: Path, out: str | Path | None = None, force: bool = False, frames: str | None = None,
                 size: str | None = None, scale: float | None = None, width: int | None = None,
                 height: int | None = None, region: str | None = None,
-                max_pixels: int = DEFAULT_MAX_PIXELS, fmt: str | None = None) -> dict:
+                max_pixels: int = DEFAULT_MAX_PIXELS, fmt: str | None = None, member: str | None = None) -> dict:
     """Decode `src` to `out` (default: beside it, .png for an image, .mp4 for a clip, or
     what `fmt` picks: output_formats) and return the summary `--json` prints. `size` and
     `region` are the command line's strings; `frames` (START:END) applies to clips. An
     image's `out` naming a folder (`dir/`) gets the default name inside it; a clip's is a
-    folder of frames. Raises AsmrError."""
+    folder of frames; a collection (format 5) decodes `member` to an image, or with no
+    member every member into the folder `out` (default: beside it, named after it).
+    Raises AsmrError."""
     from ..io.sizes import parse_region, parse_size
     from .clips import holds_video
 
@@ -33,6 +35,13 @@ def decode_file(src: Path, out: str | Path | None = None, force: bool = False, f
     resize = dict(size=parse_size(size) if size is not None else None, scale=scale, width=width,
                   height=height, region=parse_region(region) if region is not None else None)
     data = read_input(src)
+    from .collections import holds_collection
+
+    if holds_collection(data):
+        return _decode_collection(data, src, Path(out) if out is not None else None, force, member, resize,
+                                  max_pixels, start)
+    if member is not None:
+        raise AsmrError("--member: this file is not a collection")
     if holds_video(data):
         return _decode_clip(data, src, Path(out) if out is not None else None, force, frames, resize, start, folder,
                             clip_ext, max_pixels)
@@ -95,3 +104,25 @@ def _decode_clip(data: bytes, src: Path, out: Path | None, force: bool, frames: 
     write_video(out, clip, folder)
     return {"output": str(out), "frames": clip.count, "width": clip.width, "height": clip.height,
             "fps": float(clip.fps), "decode_seconds": round(time.perf_counter() - start, 4)}
+
+
+def _decode_collection(data: bytes, src: Path, out: Path | None, force: bool, member: str | None, resize: dict,
+                       max_pixels: int, start: float) -> dict:
+    from ..io.media import check_image_output, write_image
+    from .collections import decode_all, decode_member
+
+    if member is None:
+        if any(v is not None for v in resize.values()):
+            raise AsmrError("--size, --scale, --width, --height and --region apply to one member (--member NAME)")
+        root = out if out is not None else src.with_suffix("")
+        if (root.exists() and not root.is_dir()) or root.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".tif",
+                                                                            ".tiff", ".bmp", ".gif"):
+            raise AsmrError(f"{root}: a collection decodes into a folder (give -o out/, or --member NAME)")
+        return decode_all(data, root, force, max_pixels)
+    out = output_path(src, out, ".png") if out is not None else src.parent / (Path(member).stem + ".png")
+    refuse_overwrite(out, force)
+    check_image_output(out)
+    raster = decode_member(data, member, **resize, max_pixels=max_pixels)
+    write_image(out, raster)
+    return {"output": str(out), "member": member, "width": raster.width, "height": raster.height,
+            "decode_seconds": round(time.perf_counter() - start, 4)}

@@ -5,13 +5,14 @@ encodes an image or a clip for given options. Adding a format is a new family fo
 from __future__ import annotations
 
 from ..clip.family import FAMILY as CLIP
+from ..collection.family import FAMILY as COLLECTION
 from ..container.file import AsmrFile, unframe
 from ..coordinate.family import FAMILY as COORDINATE
 from ..core.family import Family
 from ..core.options import EncodeOptions
 from ..latent.family import FAMILY as LATENT
 
-FAMILIES: tuple[Family, ...] = (COORDINATE, LATENT, CLIP)
+FAMILIES: tuple[Family, ...] = (COORDINATE, LATENT, CLIP, COLLECTION)
 BY_VERSION: dict[int, Family] = {v: f for f in FAMILIES for v in f.versions}
 READ_VERSIONS = tuple(sorted(BY_VERSION))
 
@@ -35,3 +36,8 @@ def image_encoder(opts: EncodeOptions) -> Family:
 def clip_encoder(opts: EncodeOptions) -> Family:
     """Format 4 (latent pyramids per frame) unless the coordinate network is asked for."""
     return COORDINATE if opts.coordinate_image() else CLIP
+
+
+def collection_encoder() -> Family:
+    """Format 5: many images sharing one set of networks."""
+    return COLLECTION

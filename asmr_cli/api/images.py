@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..container.file import KIND_IMAGE
+from ..container.file import KIND_COLLECTION, KIND_IMAGE
 from ..core.errors import AsmrError
 from ..core.metrics import psnr, ssim
 from ..core.options import DEFAULT_MAX_PIXELS, EncodeOptions, EncodeResult
@@ -28,6 +28,9 @@ def render_image(data: bytes, size: tuple[int, int] | None = None, scale: float 
     region is the exact crop of the whole."""
     f = loads(data)
     family = family_of(f)
+    if f.header.kind == KIND_COLLECTION:
+        raise AsmrError("this file holds a collection: decode a member with --member NAME, or every member "
+                        "into a folder (-o out/)")
     if f.header.kind != KIND_IMAGE:
         raise AsmrError("this file holds a video: decode it to .mp4, .y4m, .gif or a folder")
     h, w = f.header.sizes

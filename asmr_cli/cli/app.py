@@ -123,6 +123,11 @@ def encode(
                                                                   "/ jobs; with --ray 1 CPU per task)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Batch: run the jobs on the Ray cluster at ADDRESS "
                                                           "(host:port, ray://..., or auto); needs asmr\\[ray]."),
+    collection: bool = typer.Option(False, "--collection", help="All the images (with -r, under the folders) in "
+                                                                 "one file sharing one set of networks (format 5; "
+                                                                 "docs/collections.md)."),
+    into: Optional[Path] = typer.Option(None, "--into", help="Add the image to this collection, coded against its "
+                                                             "frozen networks (the file is replaced atomically)."),
 ) -> None:
     """Fit a network to an image or a clip and write it as an .asmr file."""
     from ..api import EncodeOptions
@@ -131,6 +136,9 @@ def encode(
     opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, psnr=psnr, bases=bases, hidden=hidden,
                          latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
                          device=device, max_pixels=max_pixels, model=model)  # one file and a batch alike
+    if collection or into is not None:
+        _encode_collection(inputs, output, opts, recursive, force, quiet, as_json, into)
+        return
     if _is_batch(inputs, recursive, ray):
         _run_batch("encode", inputs, Path(output) if output is not None else None, opts, frames, recursive, force,
                    jobs, threads, ray, quiet, as_json)
@@ -198,11 +206,14 @@ def decode(
     ray: Optional[str] = typer.Option(None, "--ray", help="Batch: run the jobs on the Ray cluster at ADDRESS "
                                                           "(host:port, ray://..., or auto); needs asmr\\[ray]."),
     quiet: bool = typer.Option(False, "--quiet", help="Batch: no progress display or per-file lines."),
+    member: Optional[str] = typer.Option(None, "--member", help="Collection: decode this member only (its name, "
+                                                                "e.g. cat/0042.png); without it, every member "
+                                                                "into the folder -o."),
 ) -> None:
     """Rebuild the network and render the image (at any size, or only a region)."""
     from ..api.files import decode_file, output_formats
 
-    if _is_batch(inputs, recursive, ray):
+    if member is None and _is_batch(inputs, recursive, ray):
         from ..batch.jobs import DecodeOptions
         from ..io.sizes import parse_region, parse_size
 
@@ -226,7 +237,8 @@ def decode(
     input = inputs[0]
 
     try:
-        summary = decode_file(input, output, force, frames, size, scale, width, height, region, max_pixels, fmt)
+        summary = decode_file(input, output, force, frames, size, scale, width, height, region, max_pixels, fmt,
+                              member)
     except AsmrError as exc:
         _fail(exc)
         return
@@ -247,7 +259,12 @@ def stats(
 
     try:
         data = _read_file(input)
-        s = _video_stats(data, ref, frames) if _holds_video(input) else read_stats(data, ref, max_pixels)
+        from ..api import collection_stats, holds_collection
+
+        if holds_collection(data):
+            s = collection_stats(data, ref, max_pixels)
+        else:
+            s = _video_stats(data, ref, frames) if _holds_video(input) else read_stats(data, ref, max_pixels)
     except AsmrError as exc:
         _fail(exc)
         return
@@ -256,10 +273,70 @@ def stats(
         return
     from rich.table import Table
 
+    rows = s.pop("member_list", None)
     table = Table(show_header=False, box=None)
     for k, v in s.items():
         table.add_row(k, str(v))
     Console(highlight=False).print(table)
+    if rows:
+        listing = Table(box=None)
+        for col in rows[0]:
+            listing.add_column(col)
+        for row in rows:
+            listing.add_row(*(str(v) for v in row.values()))
+        Console(highlight=False).print(listing)
+
+
+# -- collections (format 5): many images, one file -------------------------------------------
+
+def _encode_collection(inputs: list[Path], output: Optional[str], opts, recursive: bool, force: bool, quiet: bool,
+                       as_json: bool, into: Optional[Path]) -> None:
+    """--collection: the images found as a batch would find them, named by their paths
+    relative to the folder given (or their file names); --into: one image added to a
+    collection (the output is the collection itself unless -o names another file)."""
+    import os
+
+    output = Path(output) if output is not None else None
+
+    from ..api import add_member, encode_collection
+    from ..batch.plan import expand_inputs
+    from ..io.media import read_image
+
+    try:
+        if into is not None:
+            if len(inputs) != 1 or inputs[0].is_dir():
+                raise AsmrError("--into adds one image at a time")
+            out = output if output is not None else into
+            if out != into:
+                _refuse_overwrite(out, force)
+            raster = read_image(inputs[0], opts.max_pixels)
+            result = add_member(_read_file(into), inputs[0].name, raster, opts)
+        else:
+            files, failed = expand_inputs("encode", inputs, recursive)
+            if failed:
+                raise AsmrError(failed[0].error)
+            if output is None:
+                raise AsmrError("--collection: name the output with -o set.asmr")
+            out = output
+            _refuse_media_name(out)
+            _refuse_overwrite(out, force)
+            named = [(Path(os.path.relpath(f, anchor)).as_posix(), read_image(f, opts.max_pixels))
+                     for f, anchor in files]
+            result = encode_collection(named, opts)
+        _write_atomic(out, result.data)
+    except AsmrError as exc:
+        _fail(exc)
+        return
+    s = result.stats
+    if as_json:
+        _print_json({"output": str(out), **s})
+    if not quiet:
+        if into is not None:
+            err.print(f"{out}: added {s['member']} ({s['added_bytes']} bytes, {s['member_bpp']:.3f} bpp, "
+                      f"{s['psnr']:.2f} dB, {s['encode_seconds']:.1f} s)", markup=False)
+        else:
+            err.print(f"{out}: {s['members']} members, {s['bytes']} bytes, {s['bpp']:.3f} bpp, "
+                      f"{s['psnr']:.2f} dB (mean), {s['encode_seconds']:.1f} s", markup=False)
 
 
 @app.command()

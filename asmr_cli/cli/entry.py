@@ -11,18 +11,20 @@ import sys
 
 
 def plain_decode_args(argv: list[str]) -> dict | None:
-    """`decode INPUT [-o OUT | --output OUT] [-f | --force] [--json]`, in any order, as a
-    dict; None for anything else (the typer app handles it, help and errors included)."""
+    """`decode INPUT [-o OUT | --output OUT] [--member NAME] [-f | --force] [--json]`, in any
+    order, as a dict; None for anything else (the typer app handles it, help and errors
+    included)."""
     if not argv or argv[0] != "decode":
         return None
     args: dict = {"input": None, "output": None, "force": False, "json": False}
     rest = iter(argv[1:])
     for a in rest:
-        if a in ("-o", "--output"):
+        if a in ("-o", "--output", "--member"):
+            key = "member" if a == "--member" else "output"
             value = next(rest, None)
-            if value is None or value.startswith("-") or args["output"] is not None:
+            if value is None or value.startswith("-") or args.get(key) is not None:
                 return None
-            args["output"] = value
+            args[key] = value
         elif a in ("-f", "--force"):
             args["force"] = True
         elif a == "--json":
@@ -45,7 +47,7 @@ def plain_decode(args: dict) -> int:
     from ..core.errors import AsmrError
 
     try:
-        summary = decode_file(args["input"], args["output"], force=args["force"])
+        summary = decode_file(args["input"], args["output"], force=args["force"], member=args.get("member"))
     except AsmrError as exc:
         sys.stderr.write(f"asmr: error: {exc}\n")
         return 1

@@ -23,6 +23,7 @@ MAGIC = b"ASMR"
 MAX_HEADER = 4096
 
 KIND_IMAGE, KIND_VIDEO = 0, 1
+KIND_COLLECTION = 2  # format 5: many images sharing networks
 # caps shared by every format's header
 MAX_AXIS = 1 << 20
 MAX_SAMPLES = 1 << 34  # T*H*W declared by a header

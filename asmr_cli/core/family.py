@@ -26,3 +26,5 @@ class Family:
     render_frames: Callable | None = None
     encode_image: Callable | None = None  # (Raster, EncodeOptions, progress) -> EncodeResult
     encode_clip: Callable | None = None  # (Clip, EncodeOptions, progress) -> EncodeResult
+    # collections: ([(name, Raster)], EncodeOptions, progress) -> EncodeResult
+    encode_collection: Callable | None = None

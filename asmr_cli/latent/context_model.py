@@ -610,3 +610,60 @@ class StreamDecoder:
                 done[(level, grids[k][1])] = z[p]
                 out[k] = z[p]
         return out
+
+
+# -- collections: one image's grids in one stream, under a symbol range the caller shares ------
+
+def encode_member(latents: list[np.ndarray], grids: list[tuple[int, int, tuple[int, int]]],
+                  q: dict[str, np.ndarray], lo: int, hi: int) -> np.ndarray:
+    """One image's int grids (`grids` order) coded in one range-coder stream with the
+    symbol range [lo, hi] given (a collection shares it between its members): the words.
+    Each grid's anchors, then its other half, grid after grid (a clip's frame order)."""
+    if lo == hi:
+        return np.zeros(0, np.uint32)
+    enc = constriction.stream.queue.RangeEncoder()
+    model = constriction.stream.model.QuantizedLaplace(lo, hi)
+    net = FixedNet(q, max(abs(lo), abs(hi)))
+
+    def coder(values, mean, scale):
+        enc.encode(values.astype(np.int32), model, mean, scale)
+
+    ints = [np.asarray(z, np.int64) for z in latents]
+    if any(z.size and (z.min() < lo or z.max() > hi) for z in ints):
+        raise AsmrError("latent values outside the collection's symbol range")
+    done: dict[tuple[int, int], np.ndarray] = {}
+    for ks in _levels(grids):
+        level, shape = grids[ks[0]][0], grids[ks[0]][2]
+        parents = [done.get((level + 1, grids[k][1])) for k in ks]
+        _code_level(net, ks, shape, parents, None, [coder] * len(ks), np.stack([ints[k] for k in ks]),
+                    one_stream=True)
+        for k in ks:
+            done[(level, grids[k][1])] = ints[k]
+    return np.asarray(enc.get_compressed(), np.uint32)
+
+
+def decode_member(words: np.ndarray, grids: list[tuple[int, int, tuple[int, int]]], q: dict[str, np.ndarray],
+                  lo: int, hi: int) -> list[np.ndarray]:
+    """encode_member's inverse: the int grids in `grids` order."""
+    if lo == hi:
+        return [np.full(shape, lo, np.int64) for _, _, shape in grids]
+    dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(words, np.uint32))
+    model = constriction.stream.model.QuantizedLaplace(lo, hi)
+    net = FixedNet(q, max(abs(lo), abs(hi)))
+
+    def coder(n, mean, scale):
+        try:
+            return dec.decode(model, mean, scale)
+        except Exception as exc:  # constriction raises plain exceptions on bad data
+            raise AsmrError(f"corrupt file: latent decoding failed ({exc})") from None
+
+    out: list[np.ndarray] = [None] * len(grids)  # type: ignore[list-item]
+    done: dict[tuple[int, int], np.ndarray] = {}
+    for ks in _levels(grids):
+        level, shape = grids[ks[0]][0], grids[ks[0]][2]
+        parents = [done.get((level + 1, grids[k][1])) for k in ks]
+        z = _code_level(net, ks, shape, parents, None, [coder] * len(ks), None, one_stream=True)
+        for p, k in enumerate(ks):
+            done[(level, grids[k][1])] = z[p]
+            out[k] = z[p]
+    return out
