@@ -72,3 +72,22 @@ def test_the_rule_sees_imports_inside_functions():
 def test_layer_contracts_hold():
     r = subprocess.run(["lint-imports", "--no-cache"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:]
+
+
+def test_the_registry_names_each_familys_versions():
+    from asmr_cli.api import formats
+
+    for name, versions in formats.FAMILIES.items():
+        assert formats.family(name).versions == versions, name
+
+
+def test_an_image_decode_loads_one_family(tmp_path):
+    """The registry imports a family when a file of its version is read."""
+    import sys as _sys
+
+    code = ("import sys\nfrom asmr_cli.api import decode_bytes\n"
+            f"decode_bytes(open({str(ROOT / 'tests' / 'latent' / 'golden' / 'image_v3.asmr')!r}, 'rb').read())\n"
+            "print(sorted(m for m in ('asmr_cli.coordinate.family', 'asmr_cli.clip.family', "
+            "'asmr_cli.collection.family', 'asmr_cli.latent.family') if m in sys.modules))")
+    out = subprocess.run([_sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['asmr_cli.latent.family']"

@@ -13,7 +13,6 @@ from ..core.errors import AsmrError
 from ..core.options import EncodeOptions, EncodeResult
 from ..io.clips import DEFAULT_MAX_SAMPLES, Clip, FrameRange, frame_psnr
 from ..io.sizes import check_region, output_size
-from ..io.video import read_video
 from .formats import clip_encoder, family_of, loads
 from .images import describe
 
@@ -64,6 +63,8 @@ def read_video_stats(data: bytes, ref: Path | None = None, frames: FrameRange | 
     the reference's frames (the range that was encoded)."""
     stats = describe(data)
     if ref is not None:
+        from ..io.video import read_video  # containers and PyAV: only for a reference clip
+
         original = read_video(Path(ref), frames)
         decoded = decode_video(data)
         if original.frames.shape != decoded.frames.shape:
