@@ -66,8 +66,8 @@ def compare(
         if rd is not None:
             if output is not None:
                 raise AsmrError("--rd writes a plot; -o writes one rate's picture: run them apart")
+            bpps = _parse_bpps(rd_bpps)  # a bad list is the user's error, with or without matplotlib
             check_plotting()
-            bpps = _parse_bpps(rd_bpps)
         box = _parse_crop(crop)
         is_clip = _holds_clip_input(input)
         names = tuple(c.strip().lower() for c in codecs.split(",") if c.strip()) if codecs is not None else (
