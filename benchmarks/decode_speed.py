@@ -165,7 +165,7 @@ def image_stages(path: Path, dst: Path) -> dict[str, float]:
     _instrument(s)
     try:
         with s.stage("parse"):
-            f, _ = loads(data)
+            f = loads(data)
         lay = f.header.layout
         with s.stage("weights"):
             syn, ctx = codec.unpack_networks(lay, f.tensors)
@@ -198,7 +198,7 @@ def clip_stages(path: Path, dst: Path) -> dict[str, float]:
     _instrument(s)
     try:
         with s.stage("parse"):
-            f, _ = loads(data)
+            f = loads(data)
         with s.stage("weights"):
             clip = clip_codec.unpack_clip(f)
         lay = clip.layout
