@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..latent import context_model as cm
 from ..latent.fit import (
     TORCH,
     LatentFitConfig,
+    add_synthesis,
     bisect_lambda,
+    context_parameters,
     grid_bits,
     level_gains,
     residual_pyramid,
@@ -80,33 +81,11 @@ class CollectionModel(nn.Module):
                  frozen: tuple[dict, dict] | None = None):
         super().__init__()
         self.ref = ref
-        c, f = ref.channels, ref.features
+        c = ref.channels
         inv = torch.from_numpy(np.linalg.inv(colour_transform(c))).float()
         self.gains = level_gains(ref, lam) if frozen is None else frozen_gains(ref, frozen[0], inv)
-        mods = []
-        for lv in range(ref.levels):
-            planes = ref.planes(lv)
-            m = torch.zeros(f, len(planes))
-            nn.init.uniform_(m[c:], -0.05, 0.05)
-            m[:c] = inv[:, list(planes)]
-            mods.append(nn.Parameter(m))
-        self.mods = nn.ParameterList(mods)
-        h = ref.hidden
-        bound = 1 / math.sqrt(max(h, 1))
-        self.b1 = nn.Parameter(torch.zeros(h))
-        self.w2 = nn.Parameter(torch.empty(h, h).uniform_(-bound, bound))
-        self.b2 = nn.Parameter(torch.zeros(h))
-        self.head_w = nn.Parameter(torch.zeros(c, h))
-        self.head_b = nn.Parameter(torch.zeros(c))
-        ctx = {}
-        for name, shape in cm.parameter_shapes(len(ref.grids()), ref.context_hidden):
-            t = torch.zeros(shape)
-            if name in ("c_w1", "c_w2"):
-                nn.init.uniform_(t, -1 / math.sqrt(max(1, shape[1])), 1 / math.sqrt(max(1, shape[1])))
-            elif name == "c_w3":
-                nn.init.uniform_(t, -0.1 / math.sqrt(max(1, shape[1])), 0.1 / math.sqrt(max(1, shape[1])))
-            ctx[name] = nn.Parameter(t)
-        self.ctx = nn.ParameterDict(ctx)
+        add_synthesis(self, ref, inv)
+        self.ctx = nn.ParameterDict(context_parameters(ref))
         # buckets of one size: (layout, member indices, target (C, N, H, W), latents per level (planes, N, h, w))
         sizes: dict[tuple[int, int], list[int]] = {}
         for i, lay in enumerate(layouts):

@@ -221,39 +221,54 @@ def bisect_lambda(bits: Callable[[float], float], target_bits: float) -> float:
     return math.exp((lo + hi) / 2)
 
 
+def add_synthesis(model: nn.Module, layout: Layout, inv: torch.Tensor) -> None:
+    """The synthesis networks' parameters of a layout, on `model`: per level the modulator
+    (its first C rows start as the inverse colour transform, the rest small), the hidden
+    layer and the head (zero: the linear path alone at first). Shared by the image, clip
+    and collection fits, so that they start alike."""
+    c, f = layout.channels, layout.features
+    mods = []
+    for lv in range(layout.levels):
+        planes = layout.planes(lv)
+        m = torch.zeros(f, len(planes))
+        nn.init.uniform_(m[c:], -0.05, 0.05)
+        m[:c] = inv[:, list(planes)]
+        mods.append(nn.Parameter(m))
+    model.mods = nn.ParameterList(mods)
+    h = layout.hidden
+    model.b1 = nn.Parameter(torch.zeros(h))
+    model.w2 = nn.Parameter(torch.empty(h, h).uniform_(-1 / math.sqrt(max(h, 1)), 1 / math.sqrt(max(h, 1))))
+    model.b2 = nn.Parameter(torch.zeros(h))
+    model.head_w = nn.Parameter(torch.zeros(c, h))
+    model.head_b = nn.Parameter(torch.zeros(c))
+
+
+def context_parameters(layout: Layout, temporal: bool = False) -> dict[str, nn.Parameter]:
+    """The context model's parameters, initialised (each grid's Laplace is set by the caller)."""
+    ctx = {}
+    for name, shape in cm.parameter_shapes(len(layout.grids()), layout.context_hidden, temporal):
+        t = torch.zeros(shape)
+        if name in ("c_w1", "c_w2"):
+            nn.init.uniform_(t, -1 / math.sqrt(max(1, shape[1])), 1 / math.sqrt(max(1, shape[1])))
+        elif name == "c_w3":
+            nn.init.uniform_(t, -0.1 / math.sqrt(max(1, shape[1])), 0.1 / math.sqrt(max(1, shape[1])))
+        ctx[name] = nn.Parameter(t)
+    return ctx
+
+
 class LatentModel(nn.Module):
     temporal = False  # a clip's context model also sees the previous frame (clip_fit)
 
     def __init__(self, layout: Layout, image: torch.Tensor, lam: float):
         super().__init__()
         self.layout = layout
-        c, f = layout.channels, layout.features
+        c = layout.channels
         self.gains = level_gains(layout, lam)
         inv = torch.from_numpy(np.linalg.inv(colour_transform(c))).float()
-        mods = []
-        for lv in range(layout.levels):
-            planes = layout.planes(lv)
-            m = torch.zeros(f, len(planes))
-            nn.init.uniform_(m[c:], -0.05, 0.05)
-            m[:c] = inv[:, list(planes)]
-            mods.append(nn.Parameter(m))
-        self.mods = nn.ParameterList(mods)  # raw: the synthesis uses gains[l] * mods[l]
-        h = layout.hidden
-        self.b1 = nn.Parameter(torch.zeros(h))
-        self.w2 = nn.Parameter(torch.empty(h, h).uniform_(-1 / math.sqrt(max(h, 1)), 1 / math.sqrt(max(h, 1))))
-        self.b2 = nn.Parameter(torch.zeros(h))
-        self.head_w = nn.Parameter(torch.zeros(c, h))
-        self.head_b = nn.Parameter(torch.zeros(c))
+        add_synthesis(self, layout, inv)  # mods raw: the synthesis uses gains[l] * mods[l]
         self.latents = nn.ParameterList([nn.Parameter(z) for z in self._pyramid(image)])
         grids = layout.grids()
-        ctx = {}
-        for name, shape in cm.parameter_shapes(len(grids), layout.context_hidden, self.temporal):
-            t = torch.zeros(shape)
-            if name in ("c_w1", "c_w2"):
-                nn.init.uniform_(t, -1 / math.sqrt(max(1, shape[1])), 1 / math.sqrt(max(1, shape[1])))
-            elif name == "c_w3":
-                nn.init.uniform_(t, -0.1 / math.sqrt(max(1, shape[1])), 0.1 / math.sqrt(max(1, shape[1])))
-            ctx[name] = nn.Parameter(t)
+        ctx = context_parameters(layout, self.temporal)
         with torch.no_grad():  # each grid's Laplace starts at its own centre and spread
             for k, (lv, p, _) in enumerate(grids):
                 z = self.latents[lv][layout.planes(lv).index(p)]
