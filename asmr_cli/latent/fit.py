@@ -162,10 +162,16 @@ def choose_lambda_for_psnr(layout: Layout, image: np.ndarray, target_mse: float,
         return float(((out - x) ** 2).mean())
 
     goal = target_mse / trained_mse_ratio(-10 * math.log10(target_mse), steps)
-    lo, hi = math.log(1e-7), math.log(1.0)
-    for _ in range(16):  # mse(lam) increases with lam
+    return log_bisect(mse, goal, 1e-7, 1.0, 16, increasing=True)  # mse(lam) increases with lam
+
+
+def log_bisect(f: Callable[[float], float], goal: float, lo: float, hi: float, steps: int,
+               increasing: bool) -> float:
+    """The lam in [lo, hi] where the monotonic f(lam) meets goal: bisection on log(lam)."""
+    lo, hi = math.log(lo), math.log(hi)
+    for _ in range(steps):
         mid = (lo + hi) / 2
-        if mse(math.exp(mid)) > goal:
+        if (f(math.exp(mid)) > goal) == increasing:
             hi = mid
         else:
             lo = mid
@@ -211,14 +217,7 @@ def rounded_entropy(planes: list[tuple[int, torch.Tensor, float]], unit: list[fl
 
 def bisect_lambda(bits: Callable[[float], float], target_bits: float) -> float:
     """The lam at which the decreasing bits(lam) meets target_bits (bisection on log)."""
-    lo, hi = math.log(1e-6), math.log(10.0)
-    for _ in range(20):
-        mid = (lo + hi) / 2
-        if bits(math.exp(mid)) > target_bits:
-            lo = mid
-        else:
-            hi = mid
-    return math.exp((lo + hi) / 2)
+    return log_bisect(bits, target_bits, 1e-6, 10.0, 20, increasing=False)
 
 
 def add_synthesis(model: nn.Module, layout: Layout, inv: torch.Tensor) -> None:
