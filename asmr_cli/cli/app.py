@@ -16,7 +16,7 @@ from ..io.files import output_in, output_path, read_input, refuse_overwrite
 from ..io.media import DEFAULT_MAX_PIXELS
 from . import console
 from .compare import compare
-from .console import err, fail, print_json, refuse_media_name, write_atomic
+from .console import encode_progress, encode_summary, err, fail, print_json, refuse_media_name, write_atomic
 from .many import encode_collection_command, is_batch, run_batch_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -121,21 +121,8 @@ def encode(
         _refuse_overwrite(out, force)
         clip = _read_clip(input, frames, max_pixels)
         raster = read_image(input, max_pixels) if clip is None else None
-        show = not quiet and err.is_terminal
-        if show:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            with Progress(TextColumn("encoding"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                          TextColumn("{task.fields[psnr]}"), TimeRemainingColumn(),
-                          console=err, transient=True) as bar:
-                task = bar.add_task("fit", total=1, psnr="")
-
-                def progress(step: int, total: int, db: float) -> None:
-                    bar.update(task, completed=step, total=total, psnr=f"{db:.2f} dB")
-
-                result = _encode_any(raster, clip, opts, progress)
-        else:
-            result = _encode_any(raster, clip, opts)
+        with encode_progress("encoding", show=not quiet) as progress:
+            result = _encode_any(raster, clip, opts, progress)
         write_atomic(out, result.data)
     except AsmrError as exc:
         fail(exc)
@@ -144,8 +131,7 @@ def encode(
     if as_json:
         print_json({"output": str(out), **s})
     if not quiet:
-        err.print(f"{out}: {s['bytes']} bytes, {s['bpp']:.3f} bpp, {s['psnr']:.2f} dB, "
-                  f"{s['encode_seconds']:.1f} s", markup=False)
+        err.print(f"{out}: {encode_summary(s)}", markup=False)
 
 
 @app.command()

@@ -36,15 +36,15 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 @contextmanager
-def encode_progress():
+def encode_progress(label: str = "asmr encoding", show: bool = True):
     """asmr's training as a progress bar on a terminal (the other codecs take moments): the
-    callback the encoders take, or None where stderr is not a terminal."""
-    if not err.is_terminal:
+    callback the encoders take, or None where stderr is not a terminal or `show` is false."""
+    if not (show and err.is_terminal):
         yield None
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("asmr encoding"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    with Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[psnr]}"), TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("fit", total=1, psnr="")
 
@@ -52,6 +52,11 @@ def encode_progress():
             bar.update(task, completed=step, total=total, psnr=f"{db:.2f} dB")
 
         yield progress
+
+
+def encode_summary(s: dict) -> str:
+    """One encoded file's line: size, rate, quality and time (one file and a batch alike)."""
+    return f"{s['bytes']} bytes, {s['bpp']:.3f} bpp, {s['psnr']:.2f} dB, {s['encode_seconds']:.1f} s"
 
 
 def refuse_media_name(out: Path) -> None:

@@ -11,7 +11,7 @@ import typer
 
 from ..core.errors import AsmrError
 from ..io.files import read_input, refuse_overwrite
-from .console import err, fail, print_json, refuse_media_name, write_atomic
+from .console import encode_summary, err, fail, print_json, refuse_media_name, write_atomic
 
 
 def is_batch(inputs: list[Path], recursive: bool, ray: Optional[str]) -> bool:
@@ -57,9 +57,7 @@ def run_batch_command(kind: str, inputs: list[Path], output: Optional[Path], opt
             failed.append(r)
         if not quiet:
             if r.status == "ok" and kind == "encode":
-                s = r.stats
-                line = (f"{r.input} -> {r.output}: {s['bytes']} bytes, {s['bpp']:.3f} bpp, {s['psnr']:.2f} dB, "
-                        f"{s['encode_seconds']:.1f} s")
+                line = f"{r.input} -> {r.output}: {encode_summary(r.stats)}"
             elif r.status == "ok":
                 line = f"{r.input} -> {r.output}: {r.stats['width']}x{r.stats['height']}"
             elif r.status == "skipped":
