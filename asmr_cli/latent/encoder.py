@@ -124,14 +124,19 @@ def network_bytes(layout: Layout) -> int:
     return int(params * 1.1) + 8 * len(layout.grids())
 
 
+# The image fit's recipe (LatentFitConfig fields) on top of the defaults that the clip and
+# collection fits keep; measured in docs/rate-distortion.md (issue 22).
+IMAGE_RECIPE: dict = {}
+
+
 def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str, iters: int | None,
            time_limit: float | None, seed: int, progress=None, started: float | None = None,
-           device: str = "cpu") -> LatentEncoding:
+           device: str = "cpu", recipe: dict | None = None) -> LatentEncoding:
     """image: (C, H, W) float32 on [0, 1]; started: when the encode began (for the estimate
     of its seconds); device: where the fit trains (the coding stays on the CPU). A byte
     target: lam chosen for the budget and steered to it, then the rate fit; -q: lam as
     given, coded once; --psnr: lam from the starting pyramid's error and steered to the
-    target's, coded once."""
+    target's, coded once. recipe: LatentFitConfig fields instead of IMAGE_RECIPE (ablations)."""
     from .fit import LatentFitConfig, choose_lambda, choose_lambda_for_psnr, fit_latents, training_mse
 
     started = time.perf_counter() if started is None else started
@@ -152,7 +157,7 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
     else:
         lam = float(target.lam)
     cfg = LatentFitConfig(iters=steps, lam=lam, target_bits=latent_bits, time_limit=limit, seed=seed,
-                          target_mse=target_mse)
+                          target_mse=target_mse, **(IMAGE_RECIPE if recipe is None else recipe))
     codings = RATE_FIT_CODINGS if budget is not None else 1.0
     passes = 0 if target_mse is None else PSNR_PRUNE_TRIES
 

@@ -46,6 +46,13 @@ class LatentFitConfig:
     seed: int = 0
     steer_range: float | None = None  # lam steered at most this factor away from its start
     target_mse: float | None = None   # --psnr: steer lam towards this MSE (on [0, 1]) while rounding
+    # the image recipe (issue 22; the clip and collection fits keep the defaults, so their
+    # bytes stay as they were): soft rounding with an annealed temperature instead of plain
+    # noise before the rounding phase (temperature from soft_start to soft_end)
+    soft_rounding: bool = False
+    soft_start: float = 0.3
+    soft_end: float = 0.1
+    noise: float = 1.0            # the noise's width (in steps) added between the two soft roundings
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
@@ -376,6 +383,14 @@ def laplace_bits(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -
     return -torch.log2(p)
 
 
+def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """A differentiable rounding (Agustsson and Theis): the identity as temperature grows,
+    rounding as it falls to 0, continuous at the bin edges."""
+    floor = torch.floor(x).detach()
+    r = x - floor - 0.5
+    return floor + 0.5 + 0.5 * torch.tanh(r / temperature) / math.tanh(0.5 / temperature)
+
+
 def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
                 progress: Progress | None = None, started: float | None = None,
                 after: float | Callable[[float], float] = 0.0,
@@ -405,6 +420,10 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         hard = sched.hard(step)
         if hard:
             zs = [z + (torch.round(z) - z).detach() for z in model.latents]
+        elif cfg.soft_rounding:  # C3 / Cool-chic: soft round, noise, soft round again
+            t = sched.temperature(step)
+            zs = [soft_round(soft_round(z, t) + cfg.noise * (torch.rand(z.shape, generator=gen).to(device) - 0.5), t)
+                  for z in model.latents]
         else:
             zs = [z + torch.rand(z.shape, generator=gen).to(device) - 0.5 for z in model.latents]
         count = max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS))

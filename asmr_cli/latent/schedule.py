@@ -49,6 +49,13 @@ class Schedule:
     def hard(self, step: int) -> bool:
         return step >= self.total - int(round(self.total * self.cfg.ste_fraction))
 
+    def temperature(self, step: int) -> float:
+        """Soft rounding's temperature (cfg.soft_rounding): from soft_start to soft_end,
+        geometric over the steps before the rounding phase."""
+        soft = max(1, self.total - int(round(self.total * self.cfg.ste_fraction)))
+        a = min(1.0, step / soft)
+        return self.cfg.soft_start * (self.cfg.soft_end / self.cfg.soft_start) ** a
+
     def steer(self, step: int, bits: float, aim: float = 1.0) -> None:
         """With true rounding the bit estimate is what the coder will spend: steer lam so
         the file lands on the rate (rescaling latents afterwards costs ~3 dB); `aim` x the
