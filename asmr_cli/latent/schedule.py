@@ -62,7 +62,13 @@ class Schedule:
         target when the rate will still fall after this."""
         if not self.cfg.target_bits:
             return
-        self.rate = bits if self.rate is None else 0.8 * self.rate + 0.2 * bits
+        memory = getattr(self.cfg, "steer_memory", None)
+        if self.rate is None:
+            self.rate = bits
+        elif memory is None:
+            self.rate = 0.8 * self.rate + 0.2 * bits
+        else:  # window steps: a window's rate is a noisy estimate of the image's
+            self.rate = memory * self.rate + (1 - memory) * bits
         if step % 5 == 0:
             self.lam *= float(np.clip(self.rate / (aim * self.cfg.target_bits), 0.9, 1.11))
             if self.cfg.steer_range:
