@@ -74,7 +74,14 @@ RECIPES = {
     "soft rounding 0.3->0.1 (half rounded)": {"soft_rounding": True},
     "a short rounding finish (15%)": {"ste_fraction": 0.15},
     "soft rounding + 15% finish": {"soft_rounding": True, "ste_fraction": 0.15},
+    "soft rounding + 15% finish, lam steered from half the steps": {"soft_rounding": True, "ste_fraction": 0.15,
+                                                                    "steer_from": 0.5},
     "an eighth of the pixels and rate terms a step": {"pixel_fraction": 0.125, "rate_fraction": 0.125},
+    "window steps of 2^14 pixels": {"window_pixels": 1 << 14, "steer_memory": 0.95},
+    "window steps of 2^15 pixels": {"window_pixels": 1 << 15, "steer_memory": 0.95},
+    "window steps of 2^16 pixels": {"window_pixels": 1 << 16, "steer_memory": 0.95},
+    "window steps of 2^14 pixels + soft rounding": {"window_pixels": 1 << 14, "steer_memory": 0.95,
+                                                    "soft_rounding": True},
 }
 
 

@@ -58,6 +58,9 @@ class LatentFitConfig:
     # grow with the photo; 0: the sampled whole-image step
     window_pixels: int = 0
     steer_memory: float | None = None  # the rate estimate's moving average while steering lam (None: 0.8)
+    # from this share of the steps on, lam is steered before the rounding phase too, on the
+    # rate of the rounded latents (a pass without gradients); None: in the rounding phase only
+    steer_from: float | None = None
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
@@ -588,6 +591,14 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         if hard:
             sched.steer(step, float(bits.detach()))
             sched.steer_distortion(step, float(mse.detach()))
+        elif cfg.steer_from is not None and step >= cfg.steer_from * sched.total and cfg.target_bits:
+            with torch.no_grad():  # what the coder would spend on the latents as they are now
+                rounded = [torch.round(z) for z in leaves]
+                if windowed:
+                    now = model.window_rate(rounded, cells, rows, cols) * (n / m)
+                else:
+                    now = model.rate_bits(rounded, cfg.rate_fraction, gen)
+            sched.steer(step, float(now))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets, 1.0)
