@@ -82,6 +82,13 @@ RECIPES = {
     "window steps of 2^16 pixels": {"window_pixels": 1 << 16, "steer_memory": 0.95},
     "window steps of 2^14 pixels + soft rounding": {"window_pixels": 1 << 14, "steer_memory": 0.95,
                                                     "soft_rounding": True},
+    "all: windows of 2^14, soft rounding, 15% finish": {"window_pixels": 1 << 14, "steer_memory": 0.95,
+                                                        "soft_rounding": True, "ste_fraction": 0.15},
+    "all: windows of 2^15, soft rounding, 15% finish": {"window_pixels": 1 << 15, "steer_memory": 0.95,
+                                                        "soft_rounding": True, "ste_fraction": 0.15},
+    "all: windows of 2^14, soft rounding, 15% finish, steered from half": {
+        "window_pixels": 1 << 14, "steer_memory": 0.95, "soft_rounding": True, "ste_fraction": 0.15,
+        "steer_from": 0.5},
 }
 
 
@@ -96,7 +103,7 @@ def encode_variant(rgb: np.ndarray, bpp: float, seconds: float, recipe: dict, pr
     decoded = check_decode(enc.data).as_float()
     mse = float(np.mean((decoded - r.as_float()) ** 2))
     return {"psnr": 10 * math.log10(1 / mse), "bpp": len(enc.data) * 8 / n, "steps": enc.iterations,
-            "path": "steered" if enc.scale == 1.0 else f"rescaled x{enc.scale:.3f}"}
+            "path": "steered" if enc.scale == 1.0 else f"rescaled x{enc.scale:.4f}"}
 
 
 def crop_of(path: Path) -> np.ndarray:

@@ -346,18 +346,24 @@ class LatentModel(nn.Module):
         """Estimated bits of the latents under the window rows x cols (each level's cells
         that the window's pixels fall in), from the latents' windows on `cells`."""
         lay = self.layout
-        total = torch.zeros((), device=latents[0].device)
-        for k, (lv, plane, _) in enumerate(lay.grids()):
-            i = lay.planes(lv).index(plane)
-            z = latents[lv][i][None]
+        xs, feats, grid = [], [], []
+        k = 0
+        for lv in range(lay.levels - 1, -1, -1):  # grids in coding order: k counts them
+            planes = lay.planes(lv)
             core = (rows[0] >> lv, -(-rows[1] // (1 << lv)), cols[0] >> lv, -(-cols[1] // (1 << lv)))
-            at = (cells[lv][0], cells[lv][2])
-            parent = None
+            parent, parent_at = None, (0, 0)
             if lv + 1 < lay.levels:
-                parent = latents[lv + 1][lay.planes(lv + 1).index(plane)][None]
-            parent_at = (cells[lv + 1][0], cells[lv + 1][2]) if parent is not None else (0, 0)
-            total = total + window_bits(self.ctx, k, z, at, core, parent, parent_at)
-        return total
+                up = lay.planes(lv + 1)
+                parent = latents[lv + 1][[up.index(p) for p in planes]]
+                parent_at = (cells[lv + 1][0], cells[lv + 1][2])
+            x, f = window_inputs(latents[lv], (cells[lv][0], cells[lv][2]), core, parent, parent_at)
+            xs.append(x.reshape(-1))
+            feats.append(f.reshape(-1, f.shape[-1]))
+            grid.append(torch.arange(k, k + len(planes), device=x.device).repeat_interleave(x.shape[1]))
+            k += len(planes)
+        # every grid's cells through the context model at once (a row per cell, its grid's offsets)
+        out = context_net(self.ctx, torch.cat(grid), torch.cat(feats))
+        return laplace_bits(torch.cat(xs), out[:, 0], out[:, 1]).sum()
 
     def rate_bits(self, latents: list[torch.Tensor], fraction: float = 1.0,
                   generator: torch.Generator | None = None) -> torch.Tensor:
@@ -389,39 +395,39 @@ def window_cells(layout: Layout, rows: tuple[int, int], cols: tuple[int, int]) -
     return out
 
 
-def window_bits(c: dict[str, torch.Tensor], k: int, z: torch.Tensor, at: tuple[int, int],
-                core: tuple[int, int, int, int], parent: torch.Tensor | None,
-                parent_at: tuple[int, int]) -> torch.Tensor:
-    """grid_bits over the cells `core` (r0, r1, c0, c1, grid coordinates) of grid k, from a
-    window z (1, h, w) of the grid whose first cell is `at` and that holds the core and a
-    cell around it (or the grid's edge), and parent, a window of the coarser grid starting
-    at parent_at that covers z's cells when upsampled: the same bits as grid_bits gives those
-    cells on the whole grid."""
-    _, h, w = z.shape
+def window_inputs(z: torch.Tensor, at: tuple[int, int], core: tuple[int, int, int, int],
+                  parent: torch.Tensor | None, parent_at: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The values of the cells `core` (r0, r1, c0, c1, grid coordinates) of P grids of one
+    level and the context model's inputs for them, (P, n) and (P, n, inputs), as grid_bits
+    reads them on the whole grids: z (P, h, w) windows of the grids whose first cell is `at`
+    and that hold the core and a cell around it (or the grid's edge); parent (P, h', w')
+    windows of their coarser grids starting at parent_at that cover z's cells upsampled."""
+    planes, h, w = z.shape
     dev = z.device
     rows = torch.arange(core[0] - at[0], core[1] - at[0], device=dev)
     cols = torch.arange(core[2] - at[1], core[3] - at[1], device=dev)
     rows, cols = [g.reshape(-1) for g in torch.meshgrid(rows, cols, indexing="ij")]
-    anchor = (rows + cols + at[0] + at[1]) % 2 == 0
+    anchor = ((rows + cols + at[0] + at[1]) % 2 == 0).float()
     centre = (rows + 1) * (w + 2) + cols + 1
-    offsets = (-(w + 2), w + 2, -1, 1)
-    pz = F.pad(z, (1, 1, 1, 1)).reshape(-1)
-    feats = [pz[centre + o] * (~anchor) for o in offsets]
+    around = centre[:, None] + torch.tensor([0, -(w + 2), w + 2, -1, 1], device=dev)  # (n, 5): the cell, its 4
+    pz = F.pad(z, (1, 1, 1, 1)).reshape(planes, -1)
+    near = pz[:, around]  # (P, n, 5)
+    x = near[..., 0]
+    feats = [near[..., 1:] * (1 - anchor)[None, :, None]]
     if parent is None:
-        feats += [torch.zeros(rows.shape[0], device=dev)] * 5
+        feats.append(torch.zeros(planes, rows.shape[0], 5, device=dev))
     else:
         ph, pw = parent.shape[-2:]
         dr, dc = at[0] - 2 * parent_at[0], at[1] - 2 * parent_at[1]
         up = up2(TORCH, parent, (2 * ph, 2 * pw))[:, dr:dr + h, dc:dc + w]
-        pp = F.pad(up, (1, 1, 1, 1)).reshape(-1)
-        feats += [pp[centre]] + [pp[centre + o] for o in offsets]
-    feats.append(anchor.float())
-    out = context_net(c, k, torch.stack(feats, -1))
-    return laplace_bits(pz[centre], out[:, 0], out[:, 1]).sum()
+        feats.append(F.pad(up, (1, 1, 1, 1)).reshape(planes, -1)[:, around])
+    feats.append(anchor[None, :, None].expand(planes, -1, 1))
+    return x, torch.cat(feats, -1)
 
 
-def context_net(c: dict[str, torch.Tensor], k: int, x: torch.Tensor) -> torch.Tensor:
-    """The context model in floating point: (n, inputs) -> (n, 2) mean and log-scale."""
+def context_net(c: dict[str, torch.Tensor], k: int | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The context model in floating point: (n, inputs) -> (n, 2) mean and log-scale; k the
+    grid, or (n,) a grid per row."""
     hid = torch.relu(x @ c["c_w1"].T + c["c_b1"])
     hid = torch.relu(hid @ c["c_w2"].T + c["c_b2"])
     return hid @ c["c_w3"].T + c["c_b3"] + c["c_grid"][k]
