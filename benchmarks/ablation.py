@@ -69,8 +69,12 @@ def run(rgb: np.ndarray, bpp: float, iters: int, change: dict) -> tuple[float, f
 
 
 # the recipe's parts (LatentFitConfig fields), each on its own and together
-RECIPES = {
+RECIPES: dict[str, dict | None] = {
     "v3 (noise, then half the steps rounded)": {},
+    "v4 rounding: soft 0.3->0.1, 15% finish, lam steered from 1/4 (3x, aim 1.05)": {
+        "soft_rounding": True, "ste_fraction": 0.15, "steer_from": 0.25, "steer_range": 3.0, "steer_aim": 1.05,
+        "steer_memory": 0.95},
+    "v4 all (the encoder's IMAGE_RECIPE, windows of 2^14 here)": None,
     "soft rounding 0.3->0.1 (half rounded)": {"soft_rounding": True},
     "a short rounding finish (15%)": {"ste_fraction": 0.15},
     "soft rounding + 15% finish": {"soft_rounding": True, "ste_fraction": 0.15},
@@ -99,7 +103,7 @@ def encode_variant(rgb: np.ndarray, bpp: float, seconds: float, recipe: dict, pr
     layout = image_encoder.layout_for(r.height, r.width, 3, preset, None, None)
     header = LatentHeader((r.height, r.width), 3, 8, layout.levels, layout.hidden, layout.context_hidden)
     target = image_target(n, bpp, None, None, None)
-    enc = image_encoder.encode(r.as_float(), header, target, preset, 100000, seconds, 0, recipe=recipe)
+    enc = image_encoder.encode(r.as_float(), header, target, preset, 100000, seconds, 0, recipe=recipe)  # None: own
     decoded = check_decode(enc.data).as_float()
     mse = float(np.mean((decoded - r.as_float()) ** 2))
     return {"psnr": 10 * math.log10(1 / mse), "bpp": len(enc.data) * 8 / n, "steps": enc.iterations,

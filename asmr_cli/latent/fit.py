@@ -13,6 +13,7 @@ docs/rate-distortion.md has the measurements behind the defaults.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -61,6 +62,8 @@ class LatentFitConfig:
     # from this share of the steps on, lam is steered before the rounding phase too, on the
     # rate of the rounded latents (a pass without gradients); None: in the rounding phase only
     steer_from: float | None = None
+    steer_aim: float = 1.0        # lam steered towards this x target_bits (over: the rate fit prunes)
+    lam_scale: float = 1.0        # the starting lam (and with it the pyramid's steps) times this
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
@@ -490,13 +493,15 @@ def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
     return floor + 0.5 + 0.5 * torch.tanh(r / temperature) / math.tanh(0.5 / temperature)
 
 
-def draw_window(layout: Layout, pixels: int, gen: torch.Generator) -> tuple[tuple[int, int], tuple[int, int]]:
+def draw_window(layout: Layout, pixels: int,
+                gen: torch.Generator) -> tuple[tuple[int, int], tuple[int, int], float]:
     """A step's window, (rows, cols) of level-0 pixels: about `pixels` pixels in blocks of
     the coarsest level's cell, its start drawn so that every block is covered equally often
-    (windows at the edges are clipped)."""
+    (windows at the edges are clipped); and the factor from the window's bits to an
+    unbiased estimate of the image's (1 / the chance that a block is in the window)."""
     block = 1 << (layout.levels - 1)
     side = max(block, -(-int(math.sqrt(pixels)) // block) * block)
-    out = []
+    out, factor = [], 1.0
     for size, span in ((layout.height, side), (layout.width, max(block, pixels // side // block * block))):
         if span >= size:
             out.append((0, size))
@@ -504,7 +509,8 @@ def draw_window(layout: Layout, pixels: int, gen: torch.Generator) -> tuple[tupl
         blocks, cover = -(-size // block), span // block
         first = int(torch.randint(-(cover - 1), blocks, (1,), generator=gen))
         out.append((max(0, first * block), min(size, (first + cover) * block)))
-    return out[0], out[1]
+        factor *= (blocks + cover - 1) / cover
+    return out[0], out[1], factor
 
 
 class WindowAdam:
@@ -544,6 +550,8 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
     the step of the first estimate of the whole encode's seconds (Schedule), device: where
     the model trains (the random draws stay on the CPU, so every device draws the same)."""
     start = time.perf_counter()
+    if cfg.lam_scale != 1.0:
+        cfg = dataclasses.replace(cfg, lam=cfg.lam * cfg.lam_scale, lam_scale=1.0)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     target = torch.from_numpy(np.ascontiguousarray(image, np.float32))
@@ -564,7 +572,7 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
             g["lr"] = g["base"] * ratio
         hard = sched.hard(step)
         if windowed:  # the latents' windows, as leaves of their own
-            rows, cols = draw_window(layout, cfg.window_pixels, gen)
+            rows, cols, factor = draw_window(layout, cfg.window_pixels, gen)
             cells = window_cells(layout, rows, cols)
             leaves = [model.latents[lv][:, r0:r1, c0:c1].detach().clone().requires_grad_()
                       for lv, (r0, r1, c0, c1) in enumerate(cells)]
@@ -585,7 +593,7 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
             mse = ((out - ref) ** 2).mean()
             bits = model.window_rate(zs, cells, rows, cols)
             loss = mse + sched.lam * bits / m
-            bits = bits * (n / m)  # the whole image's, estimated
+            bits = bits * factor  # the whole image's, estimated
         else:
             count = max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS))
             pixels = torch.randint(0, n, (count,), generator=gen).to(device) if sample else None
@@ -595,16 +603,16 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
             bits = model.rate_bits(zs, cfg.rate_fraction, gen)
             loss = mse + sched.lam * bits / n
         if hard:
-            sched.steer(step, float(bits.detach()))
+            sched.steer(step, float(bits.detach()), cfg.steer_aim)
             sched.steer_distortion(step, float(mse.detach()))
         elif cfg.steer_from is not None and step >= cfg.steer_from * sched.total and cfg.target_bits:
             with torch.no_grad():  # what the coder would spend on the latents as they are now
                 rounded = [torch.round(z) for z in leaves]
                 if windowed:
-                    now = model.window_rate(rounded, cells, rows, cols) * (n / m)
+                    now = model.window_rate(rounded, cells, rows, cols) * factor
                 else:
                     now = model.rate_bits(rounded, cfg.rate_fraction, gen)
-            sched.steer(step, float(now))
+            sched.steer(step, float(now), cfg.steer_aim)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets, 1.0)

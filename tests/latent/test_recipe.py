@@ -90,13 +90,14 @@ def test_windows_cover_every_block_and_stay_in_the_image():
     gen = torch.Generator().manual_seed(1)
     hits = np.zeros((300, 500))
     for _ in range(400):
-        (r0, r1), (c0, c1) = draw_window(layout, 96 * 96, gen)
+        (r0, r1), (c0, c1), factor = draw_window(layout, 96 * 96, gen)
+        assert factor == (19 + 6 - 1) / 6 * (32 + 6 - 1) / 6  # blocks of 16: 19 x 32, windows of 6 x 6
         assert 0 <= r0 < r1 <= 300 and 0 <= c0 < c1 <= 500
         assert r0 % 16 == 0 and c0 % 16 == 0
         hits[r0:r1, c0:c1] += 1
     assert hits.min() > 0
     small = Layout(40, 60, 3, 3, 8, 8)
-    assert draw_window(small, 1 << 16, gen) == ((0, 40), (0, 60))
+    assert draw_window(small, 1 << 16, gen) == ((0, 40), (0, 60), 1.0)
 
 
 def test_window_steps_train_and_are_deterministic():
