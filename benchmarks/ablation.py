@@ -117,7 +117,8 @@ def crop_of(path: Path) -> np.ndarray:
 
 
 def recipe_table(args) -> None:
-    names = [k for k in RECIPES if not args.variants or any(v in k for v in args.variants.split(","))]
+    wanted = args.variants.split(",") if args.variants else []
+    names = [k for k in RECIPES if not wanted or any(k == v[1:] if v.startswith("=") else v in k for v in wanted)]
     images = args.images.split(",")
     held_out = {"kodim02", "kodim07", "kodim12", "kodim17", "kodim21"}
     if held_out & set(images):
@@ -147,7 +148,8 @@ def main() -> None:
     ap.add_argument("--recipe", action="store_true", help="the training recipe's parts at equal wall time")
     ap.add_argument("--images", default="kodim05,kodim19,kodim23", help="--recipe: tuning images")
     ap.add_argument("--seconds", type=float, default=30.0, help="--recipe: the fit's wall-clock cap")
-    ap.add_argument("--variants", default="", help="--recipe: only the recipes whose names hold one of these")
+    ap.add_argument("--variants", default="",
+                    help="--recipe: only the recipes whose names hold one of these (=NAME: that one)")
     ap.add_argument("--preset", default="default", help="--recipe: the layout's preset")
     ap.add_argument("--full", action="store_true", help="--recipe: whole images instead of centre crops")
     args = ap.parse_args()
