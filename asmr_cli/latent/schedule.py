@@ -81,7 +81,13 @@ class Schedule:
         target = getattr(self.cfg, "target_mse", None)
         if not target:
             return
-        self.mse = mse if self.mse is None else 0.8 * self.mse + 0.2 * mse
+        memory = getattr(self.cfg, "steer_memory", None)
+        if self.mse is None:
+            self.mse = mse
+        elif memory is None:
+            self.mse = 0.8 * self.mse + 0.2 * mse
+        else:  # window steps: a window's error is a noisy estimate of the image's
+            self.mse = memory * self.mse + (1 - memory) * mse
         if step % 5 == 0:
             self.lam *= float(np.clip(target / self.mse, *DISTORTION_STEP))
 
