@@ -8,12 +8,14 @@ then by straight-through rounding for the last part. Each step samples a share o
 pixels for the distortion and of the latents for the rate (unbiased estimates of both),
 which is what makes a step cheap on a CPU. lam is chosen before training from the
 starting pyramid (choose_lambda); the encoder fits the exact rate afterwards.
+Images (encoder.IMAGE_RECIPE, not the clip and collection fits) train on windows instead
+(window steps: a step's cost does not grow with the photo), with soft rounding before a
+short rounding finish and lam steered from earlier on.
 docs/rate-distortion.md has the measurements behind the defaults.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -63,7 +65,6 @@ class LatentFitConfig:
     # rate of the rounded latents (a pass without gradients); None: in the rounding phase only
     steer_from: float | None = None
     steer_aim: float = 1.0        # lam steered towards this x target_bits (over: the rate fit prunes)
-    lam_scale: float = 1.0        # the starting lam (and with it the pyramid's steps) times this
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
@@ -550,8 +551,6 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
     the step of the first estimate of the whole encode's seconds (Schedule), device: where
     the model trains (the random draws stay on the CPU, so every device draws the same)."""
     start = time.perf_counter()
-    if cfg.lam_scale != 1.0:
-        cfg = dataclasses.replace(cfg, lam=cfg.lam * cfg.lam_scale, lam_scale=1.0)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     target = torch.from_numpy(np.ascontiguousarray(image, np.float32))
