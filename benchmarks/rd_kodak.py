@@ -1,4 +1,4 @@
-"""Rate-distortion on Kodak: asmr at target rates against JPEG and WebP (Pillow) at the
+"""Rate-distortion on Kodak: asmr at target rates against JPEG, WebP and AVIF (Pillow) at the
 same bpp, measured in the same run, with the published anchors and BD-rates beside them.
 
     python benchmarks/rd_kodak.py                      # quick subset: kodim04, 08, 19, 23
@@ -80,6 +80,7 @@ BESIDE = {  # anchors printed in the per-rate table, beside the codec they belon
     "asmr": ["COIN", "Cool-chic 1"],
     "jpeg": ["JPEG (published)"],
     "webp": ["WebP (published)"],
+    "avif": [],
 }
 
 
@@ -87,7 +88,7 @@ def beside(group: str, rate: float) -> str:
     """The published PSNR at this rate for the anchors shown beside a codec's row."""
     parts = [(name.replace(" (published)", ""), anchor(name, rate)) for name in BESIDE[group]]
     return ", ".join(f"{name} {_fmt(v, 1)}" for name, v in parts)
-FORMATS = ("JPEG", "WEBP")
+FORMATS = ("JPEG", "WEBP", "AVIF")  # Pillow >= 11.2 has AVIF (libavif); a build without it is skipped
 
 
 def comma_list(values: list[str] | None) -> list[str]:
@@ -154,7 +155,7 @@ def main() -> int:
         print("no images to measure (skipped).")
         return 0
 
-    from PIL import Image
+    from PIL import Image, features
     from PIL import __version__ as pillow_version
 
     log = Path(args.log)
@@ -177,11 +178,12 @@ def main() -> int:
             f.write(json.dumps(row) + "\n")
 
     asmr = asmr_command()
+    formats = [f for f in FORMATS if f != "AVIF" or features.check("avif")]
     rows, sweeps, failed = [], {}, []
     with tempfile.TemporaryDirectory(prefix="rd_kodak_") as tmp:
         for path in paths:
             rgb = np.asarray(Image.open(path).convert("RGB"))
-            for fmt in FORMATS:
+            for fmt in formats:
                 if (path.stem, fmt) not in swept:
                     swept[(path.stem, fmt)] = pillow_sweep(rgb, fmt)
                     append({"kind": "sweep", "image": path.stem, "format": fmt, "pillow": pillow_version,
@@ -195,7 +197,7 @@ def main() -> int:
                 if row is None:
                     failed.append(f"{path.stem}@{rate}")
                     continue
-                for fmt in FORMATS:
+                for fmt in formats:
                     b, p, q = at_bpp(sweeps[(path.stem, fmt)], row["bpp"])
                     row[f"{fmt.lower()}_bpp"], row[f"{fmt.lower()}_psnr"], row[f"{fmt.lower()}_q"] = b, p, q
                 rows.append(row)
@@ -274,7 +276,10 @@ def report(rows: list[dict], sweeps: dict, args, images: list[str]) -> None:
                       f"{np.mean(dev):.1f} / {np.max(dev):.1f}",
                       f"{np.mean(secs):.1f} / {np.max(secs):.1f}" if secs else "-",
                       _fmt(_mean(r.get("macs") for r in rs), 0)])
-        for fmt, label in (("jpeg", "JPEG (Pillow, same run)"), ("webp", "WebP (Pillow, same run)")):
+        for fmt, label in (("jpeg", "JPEG (Pillow, same run)"), ("webp", "WebP (Pillow, same run)"),
+                           ("avif", "AVIF (Pillow, same run)")):
+            if not all(f"{fmt}_psnr" in r for r in rs):
+                continue
             table.append([label, rate, len(rs), _fmt(_mean(r[f"{fmt}_bpp"] for r in rs), 3),
                           _fmt(_mean(r[f"{fmt}_psnr"] for r in rs)), beside(fmt, rate), "", "", "", ""])
     print(f"\n## Kodak rate-distortion ({len(images)} images, preset {args.preset}"
@@ -304,7 +309,10 @@ def bd_lines(rows: list[dict], sweeps: dict, rates: list[float]) -> list[str]:
     mean_asmr = [(b, p) for b, p in mean_asmr if not math.isnan(b)]
     lines = ["BD-rate of asmr (VCEG-M33, log-rate cubic in PSNR fitted on the points near the shared PSNR "
              "range; positive = asmr needs more bits for the same PSNR):", ""]
-    for fmt, label in (("JPEG", "JPEG (Pillow, same run)"), ("WEBP", "WebP (Pillow, same run)")):
+    for fmt, label in (("JPEG", "JPEG (Pillow, same run)"), ("WEBP", "WebP (Pillow, same run)"),
+                       ("AVIF", "AVIF (Pillow, same run)")):
+        if not all((image, fmt) in sweeps for image in by_image):
+            continue
         per, per_global, widths, without = [], [], [], []
         for image, rs in sorted(by_image.items()):
             if len(rs) < 2:
@@ -358,7 +366,10 @@ def plot(rows: list[dict], path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 5))
     for label, kb, kp, style in [("asmr", "bpp", "psnr", "o-"), ("JPEG (same run)", "jpeg_bpp", "jpeg_psnr", "s--"),
-                                 ("WebP (same run)", "webp_bpp", "webp_psnr", "^--")]:
+                                 ("WebP (same run)", "webp_bpp", "webp_psnr", "^--"),
+                                 ("AVIF (same run)", "avif_bpp", "avif_psnr", "v--")]:
+        if not all(kb in r for r in rows):
+            continue
         x, y = curve(kb, kp)
         ax.plot(x, y, style, label=label, linewidth=2 if label == "asmr" else 1)
     for name, vals in ANCHORS.items():

@@ -124,14 +124,31 @@ def network_bytes(layout: Layout) -> int:
     return int(params * 1.1) + 8 * len(layout.grids())
 
 
+# The image fit's recipe (LatentFitConfig fields) on top of the defaults that the clip and
+# collection fits keep: window steps, soft rounding annealed 0.3 -> 0.1, true rounding for
+# the last 15% of the steps, lam steered from a quarter of the steps on (within 3x of its
+# start, aiming 5% over the rate so that the rate fit prunes rather than rescales). Chosen
+# at equal wall time on centre crops of kodim05, 19 and 23 (docs/rate-distortion.md).
+IMAGE_RECIPE: dict = {"soft_rounding": True, "ste_fraction": 0.15, "steer_from": 0.25, "steer_range": 3.0,
+                      "steer_aim": 1.05, "steer_memory": 0.95}
+# a step's window: a 24th of the image, at least 2^14 pixels (what the crops were tuned at,
+# and a Kodak image's 24th) and at most 2^18 (larger windows waste less of a step on its
+# fixed cost, so a large photo's pixels get more visits in the same time)
+WINDOW_SHARE, WINDOW_MIN, WINDOW_MAX = 24, 1 << 14, 1 << 18
+
+
+def window_pixels(pixels: int) -> int:
+    return int(min(WINDOW_MAX, max(WINDOW_MIN, pixels // WINDOW_SHARE)))
+
+
 def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str, iters: int | None,
            time_limit: float | None, seed: int, progress=None, started: float | None = None,
-           device: str = "cpu") -> LatentEncoding:
+           device: str = "cpu", recipe: dict | None = None) -> LatentEncoding:
     """image: (C, H, W) float32 on [0, 1]; started: when the encode began (for the estimate
     of its seconds); device: where the fit trains (the coding stays on the CPU). A byte
     target: lam chosen for the budget and steered to it, then the rate fit; -q: lam as
     given, coded once; --psnr: lam from the starting pyramid's error and steered to the
-    target's, coded once."""
+    target's, coded once. recipe: LatentFitConfig fields instead of IMAGE_RECIPE (ablations)."""
     from .fit import LatentFitConfig, choose_lambda, choose_lambda_for_psnr, fit_latents, training_mse
 
     started = time.perf_counter() if started is None else started
@@ -151,12 +168,16 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
         lam = choose_lambda_for_psnr(layout, image, target_mse, expected_steps(steps, limit, one_pass))
     else:
         lam = float(target.lam)
+    if recipe is None:
+        recipe = dict(IMAGE_RECIPE, window_pixels=window_pixels(n))
     cfg = LatentFitConfig(iters=steps, lam=lam, target_bits=latent_bits, time_limit=limit, seed=seed,
-                          target_mse=target_mse)
+                          target_mse=target_mse, **recipe)
     codings = RATE_FIT_CODINGS if budget is not None else 1.0
     passes = 0 if target_mse is None else PSNR_PRUNE_TRIES
 
     def after(per_step: float) -> float:  # one pass: the probe's, or the steps' if faster (load spikes inflate both)
+        if cfg.window_pixels:  # a window step's cost says nothing about a pass over the whole image
+            return post_fit_seconds(layout, one_pass, codings, passes)
         return post_fit_seconds(layout, min(one_pass, per_step / STEP_PASSES), codings, passes)
 
     result = fit_latents(layout, image, cfg, progress, started, after, ESTIMATE_AT, device)

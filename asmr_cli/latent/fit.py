@@ -8,6 +8,9 @@ then by straight-through rounding for the last part. Each step samples a share o
 pixels for the distortion and of the latents for the rate (unbiased estimates of both),
 which is what makes a step cheap on a CPU. lam is chosen before training from the
 starting pyramid (choose_lambda); the encoder fits the exact rate afterwards.
+Images (encoder.IMAGE_RECIPE, not the clip and collection fits) train on windows instead
+(window steps: a step's cost does not grow with the photo), with soft rounding before a
+short rounding finish and lam steered from earlier on.
 docs/rate-distortion.md has the measurements behind the defaults.
 """
 
@@ -46,6 +49,22 @@ class LatentFitConfig:
     seed: int = 0
     steer_range: float | None = None  # lam steered at most this factor away from its start
     target_mse: float | None = None   # --psnr: steer lam towards this MSE (on [0, 1]) while rounding
+    # the image recipe (issue 22; the clip and collection fits keep the defaults, so their
+    # bytes stay as they were): soft rounding with an annealed temperature instead of plain
+    # noise before the rounding phase (temperature from soft_start to soft_end)
+    soft_rounding: bool = False
+    soft_start: float = 0.3
+    soft_end: float = 0.1
+    noise: float = 1.0            # the noise's width (in steps) added between the two soft roundings
+    # window steps (issue 22, photo size): each step trains a random window of about this
+    # many pixels (whole, no sampling) and the latents under it, so a step's cost does not
+    # grow with the photo; 0: the sampled whole-image step
+    window_pixels: int = 0
+    steer_memory: float | None = None  # the rate estimate's moving average while steering lam (None: 0.8)
+    # from this share of the steps on, lam is steered before the rounding phase too, on the
+    # rate of the rounded latents (a pass without gradients); None: in the rounding phase only
+    steer_from: float | None = None
+    steer_aim: float = 1.0        # lam steered towards this x target_bits (over: the rate fit prunes)
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
@@ -306,6 +325,50 @@ class LatentModel(nn.Module):
         z0 = latents[0].reshape(latents[0].shape[0], -1)[:, pixels]
         return mlp(TORCH, self.layout, p, up2_at(a1, rows, cols) + p["mod0"] @ z0)
 
+    def render_window(self, latents: list[torch.Tensor], cells: list[tuple[int, int, int, int]],
+                      rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
+        """(C, n) output on the window rows x cols, from the latents' windows on `cells`
+        (window_cells): the pyramid summed on the windows alone."""
+        p = self.synthesis_params()
+        acc = None
+        for lv in range(self.layout.levels - 1, -1, -1):
+            z = latents[lv]
+            r0, _, c0, _ = cells[lv]
+            h, w = z.shape[-2:]
+            term = (p[f"mod{lv}"] @ z.reshape(z.shape[0], -1)).reshape(-1, h, w)
+            if acc is not None:
+                pr, pc = cells[lv + 1][0], cells[lv + 1][2]
+                up = up2(TORCH, acc, (2 * acc.shape[-2], 2 * acc.shape[-1]))
+                term = term + up[:, r0 - 2 * pr:r0 - 2 * pr + h, c0 - 2 * pc:c0 - 2 * pc + w]
+            acc = term
+        r0, c0 = cells[0][0], cells[0][2]
+        a = acc[:, rows[0] - r0:rows[1] - r0, cols[0] - c0:cols[1] - c0]
+        return mlp(TORCH, self.layout, p, a.reshape(a.shape[0], -1))
+
+    def window_rate(self, latents: list[torch.Tensor], cells: list[tuple[int, int, int, int]],
+                    rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
+        """Estimated bits of the latents under the window rows x cols (each level's cells
+        that the window's pixels fall in), from the latents' windows on `cells`."""
+        lay = self.layout
+        xs, feats, grid = [], [], []
+        k = 0
+        for lv in range(lay.levels - 1, -1, -1):  # grids in coding order: k counts them
+            planes = lay.planes(lv)
+            core = (rows[0] >> lv, -(-rows[1] // (1 << lv)), cols[0] >> lv, -(-cols[1] // (1 << lv)))
+            parent, parent_at = None, (0, 0)
+            if lv + 1 < lay.levels:
+                up = lay.planes(lv + 1)
+                parent = latents[lv + 1][[up.index(p) for p in planes]]
+                parent_at = (cells[lv + 1][0], cells[lv + 1][2])
+            x, f = window_inputs(latents[lv], (cells[lv][0], cells[lv][2]), core, parent, parent_at)
+            xs.append(x.reshape(-1))
+            feats.append(f.reshape(-1, f.shape[-1]))
+            grid.append(torch.arange(k, k + len(planes), device=x.device).repeat_interleave(x.shape[1]))
+            k += len(planes)
+        # every grid's cells through the context model at once (a row per cell, its grid's offsets)
+        out = context_net(self.ctx, torch.cat(grid), torch.cat(feats))
+        return laplace_bits(torch.cat(xs), out[:, 0], out[:, 1]).sum()
+
     def rate_bits(self, latents: list[torch.Tensor], fraction: float = 1.0,
                   generator: torch.Generator | None = None) -> torch.Tensor:
         """Estimated bits of all latent grids under the context model (float form of
@@ -320,8 +383,55 @@ class LatentModel(nn.Module):
         return total
 
 
-def context_net(c: dict[str, torch.Tensor], k: int, x: torch.Tensor) -> torch.Tensor:
-    """The context model in floating point: (n, inputs) -> (n, 2) mean and log-scale."""
+def window_cells(layout: Layout, rows: tuple[int, int], cols: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Per level, the cells (r0, r1, c0, c1) a window of level-0 pixels rows x cols reads:
+    the window and a cell around it at level 0 (the context model's neighbours), and at each
+    coarser level the cells under the finer level's with one more around them (up2 reads a
+    neighbour), clipped to the grids. Values computed on these cells equal the whole
+    image's on the window (up2 and the context model only read neighbours)."""
+    out = []
+    r0, r1, c0, c1 = rows[0] - 1, rows[1] + 1, cols[0] - 1, cols[1] + 1
+    for lv, (h, w) in enumerate(layout.shapes):
+        if lv:
+            r0, r1, c0, c1 = r0 // 2 - 1, -(-r1 // 2) + 1, c0 // 2 - 1, -(-c1 // 2) + 1
+        r0, r1, c0, c1 = max(0, r0), min(h, r1), max(0, c0), min(w, c1)
+        out.append((r0, r1, c0, c1))
+    return out
+
+
+def window_inputs(z: torch.Tensor, at: tuple[int, int], core: tuple[int, int, int, int],
+                  parent: torch.Tensor | None, parent_at: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The values of the cells `core` (r0, r1, c0, c1, grid coordinates) of P grids of one
+    level and the context model's inputs for them, (P, n) and (P, n, inputs), as grid_bits
+    reads them on the whole grids: z (P, h, w) windows of the grids whose first cell is `at`
+    and that hold the core and a cell around it (or the grid's edge); parent (P, h', w')
+    windows of their coarser grids starting at parent_at that cover z's cells upsampled."""
+    planes, h, w = z.shape
+    dev = z.device
+    rows = torch.arange(core[0] - at[0], core[1] - at[0], device=dev)
+    cols = torch.arange(core[2] - at[1], core[3] - at[1], device=dev)
+    rows, cols = [g.reshape(-1) for g in torch.meshgrid(rows, cols, indexing="ij")]
+    anchor = ((rows + cols + at[0] + at[1]) % 2 == 0).float()
+    centre = (rows + 1) * (w + 2) + cols + 1
+    around = centre[:, None] + torch.tensor([0, -(w + 2), w + 2, -1, 1], device=dev)  # (n, 5): the cell, its 4
+    pz = F.pad(z, (1, 1, 1, 1)).reshape(planes, -1)
+    near = pz[:, around]  # (P, n, 5)
+    x = near[..., 0]
+    feats = [near[..., 1:] * (1 - anchor)[None, :, None]]
+    if parent is None:
+        feats.append(torch.zeros(planes, rows.shape[0], 5, device=dev))
+    else:
+        ph, pw = parent.shape[-2:]
+        dr, dc = at[0] - 2 * parent_at[0], at[1] - 2 * parent_at[1]
+        up = up2(TORCH, parent, (2 * ph, 2 * pw))[:, dr:dr + h, dc:dc + w]
+        feats.append(F.pad(up, (1, 1, 1, 1)).reshape(planes, -1)[:, around])
+    feats.append(anchor[None, :, None].expand(planes, -1, 1))
+    return x, torch.cat(feats, -1)
+
+
+def context_net(c: dict[str, torch.Tensor], k: int | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The context model in floating point: (n, inputs) -> (n, 2) mean and log-scale; k the
+    grid, or (n,) a grid per row."""
     hid = torch.relu(x @ c["c_w1"].T + c["c_b1"])
     hid = torch.relu(hid @ c["c_w2"].T + c["c_b2"])
     return hid @ c["c_w3"].T + c["c_b3"] + c["c_grid"][k]
@@ -376,6 +486,61 @@ def laplace_bits(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -
     return -torch.log2(p)
 
 
+def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """A differentiable rounding (Agustsson and Theis): the identity as temperature grows,
+    rounding as it falls to 0, continuous at the bin edges."""
+    floor = torch.floor(x).detach()
+    r = x - floor - 0.5
+    return floor + 0.5 + 0.5 * torch.tanh(r / temperature) / math.tanh(0.5 / temperature)
+
+
+def draw_window(layout: Layout, pixels: int,
+                gen: torch.Generator) -> tuple[tuple[int, int], tuple[int, int], float]:
+    """A step's window, (rows, cols) of level-0 pixels: about `pixels` pixels in blocks of
+    the coarsest level's cell, its start drawn so that every block is covered equally often
+    (windows at the edges are clipped); and the factor from the window's bits to an
+    unbiased estimate of the image's (1 / the chance that a block is in the window)."""
+    block = 1 << (layout.levels - 1)
+    side = max(block, -(-int(math.sqrt(pixels)) // block) * block)
+    out, factor = [], 1.0
+    for size, span in ((layout.height, side), (layout.width, max(block, pixels // side // block * block))):
+        if span >= size:
+            out.append((0, size))
+            continue
+        blocks, cover = -(-size // block), span // block
+        first = int(torch.randint(-(cover - 1), blocks, (1,), generator=gen))
+        out.append((max(0, first * block), min(size, (first + cover) * block)))
+        factor *= (blocks + cover - 1) / cover
+    return out[0], out[1], factor
+
+
+class WindowAdam:
+    """Adam for the latents of window steps: only the window's cells move (their moments
+    and step counts are their own; cells outside the window keep still, where torch's Adam
+    would move them by their momentum on a zero gradient)."""
+
+    def __init__(self, params: list[torch.Tensor], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params, self.betas, self.eps = params, betas, eps
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, leaves: list[torch.Tensor], cells: list[tuple[int, int, int, int]], lr: float) -> None:
+        b1, b2 = self.betas
+        for p, m, v, t, leaf, (r0, r1, c0, c1) in zip(self.params, self.m, self.v, self.t, leaves, cells):
+            if leaf.grad is None:
+                continue
+            g = leaf.grad
+            at = (slice(None), slice(r0, r1), slice(c0, c1))
+            mw, vw, tw = m[at], v[at], t[at]
+            mw.mul_(b1).add_(g, alpha=1 - b1)
+            vw.mul_(b2).addcmul_(g, g, value=1 - b2)
+            tw.add_(1)
+            update = (mw / (1 - b1**tw)) / ((vw / (1 - b2**tw)).sqrt() + self.eps)
+            p[at] -= lr * update
+
+
 def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
                 progress: Progress | None = None, started: float | None = None,
                 after: float | Callable[[float], float] = 0.0,
@@ -393,8 +558,10 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
     n = layout.height * layout.width
     flat = target.reshape(layout.channels, -1).to(device)
     nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
-    opt = torch.optim.Adam([{"params": list(model.latents), "lr": cfg.latent_lr, "base": cfg.latent_lr},
-                            {"params": nets, "lr": cfg.net_lr, "base": cfg.net_lr}])
+    windowed = cfg.window_pixels > 0
+    groups = [] if windowed else [{"params": list(model.latents), "lr": cfg.latent_lr, "base": cfg.latent_lr}]
+    opt = torch.optim.Adam(groups + [{"params": nets, "lr": cfg.net_lr, "base": cfg.net_lr}])
+    latent_opt = WindowAdam(list(model.latents)) if windowed else None
     sched = Schedule(cfg, start if started is None else started, after, estimate_at)
     sample = n > SAMPLE_ABOVE and cfg.pixel_fraction < 1
     step = 0
@@ -403,24 +570,54 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
         for g in opt.param_groups:
             g["lr"] = g["base"] * ratio
         hard = sched.hard(step)
-        if hard:
-            zs = [z + (torch.round(z) - z).detach() for z in model.latents]
+        if windowed:  # the latents' windows, as leaves of their own
+            rows, cols, factor = draw_window(layout, cfg.window_pixels, gen)
+            cells = window_cells(layout, rows, cols)
+            leaves = [model.latents[lv][:, r0:r1, c0:c1].detach().clone().requires_grad_()
+                      for lv, (r0, r1, c0, c1) in enumerate(cells)]
         else:
-            zs = [z + torch.rand(z.shape, generator=gen).to(device) - 0.5 for z in model.latents]
-        count = max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS))
-        pixels = torch.randint(0, n, (count,), generator=gen).to(device) if sample else None
-        out = model.render(zs, pixels)
-        ref = flat if pixels is None else flat[:, pixels]
-        mse = ((out - ref) ** 2).mean()
-        bits = model.rate_bits(zs, cfg.rate_fraction, gen)
-        loss = mse + sched.lam * bits / n
+            leaves = list(model.latents)
         if hard:
-            sched.steer(step, float(bits.detach()))
+            zs = [z + (torch.round(z) - z).detach() for z in leaves]
+        elif cfg.soft_rounding:  # C3 / Cool-chic: soft round, noise, soft round again
+            t = sched.temperature(step)
+            zs = [soft_round(soft_round(z, t) + cfg.noise * (torch.rand(z.shape, generator=gen).to(device) - 0.5), t)
+                  for z in leaves]
+        else:
+            zs = [z + torch.rand(z.shape, generator=gen).to(device) - 0.5 for z in leaves]
+        if windowed:
+            out = model.render_window(zs, cells, rows, cols)
+            ref = target[:, rows[0]:rows[1], cols[0]:cols[1]].reshape(layout.channels, -1).to(device)
+            m = out.shape[1]
+            mse = ((out - ref) ** 2).mean()
+            bits = model.window_rate(zs, cells, rows, cols)
+            loss = mse + sched.lam * bits / m
+            bits = bits * factor  # the whole image's, estimated
+        else:
+            count = max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS))
+            pixels = torch.randint(0, n, (count,), generator=gen).to(device) if sample else None
+            out = model.render(zs, pixels)
+            ref = flat if pixels is None else flat[:, pixels]
+            mse = ((out - ref) ** 2).mean()
+            bits = model.rate_bits(zs, cfg.rate_fraction, gen)
+            loss = mse + sched.lam * bits / n
+        if hard:
+            sched.steer(step, float(bits.detach()), cfg.steer_aim)
             sched.steer_distortion(step, float(mse.detach()))
+        elif cfg.steer_from is not None and step >= cfg.steer_from * sched.total and cfg.target_bits:
+            with torch.no_grad():  # what the coder would spend on the latents as they are now
+                rounded = [torch.round(z) for z in leaves]
+                if windowed:
+                    now = model.window_rate(rounded, cells, rows, cols) * factor
+                else:
+                    now = model.rate_bits(rounded, cfg.rate_fraction, gen)
+            sched.steer(step, float(now), cfg.steer_aim)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets, 1.0)
         opt.step()
+        if latent_opt is not None:
+            latent_opt.step(leaves, cells, cfg.latent_lr * ratio)
         step += 1
         done = sched.finished(step)  # before the report, so that it shows the replanned total
         sched.report(step, mse, progress)

@@ -49,13 +49,26 @@ class Schedule:
     def hard(self, step: int) -> bool:
         return step >= self.total - int(round(self.total * self.cfg.ste_fraction))
 
+    def temperature(self, step: int) -> float:
+        """Soft rounding's temperature (cfg.soft_rounding): from soft_start to soft_end,
+        geometric over the steps before the rounding phase."""
+        soft = max(1, self.total - int(round(self.total * self.cfg.ste_fraction)))
+        a = min(1.0, step / soft)
+        return self.cfg.soft_start * (self.cfg.soft_end / self.cfg.soft_start) ** a
+
     def steer(self, step: int, bits: float, aim: float = 1.0) -> None:
         """With true rounding the bit estimate is what the coder will spend: steer lam so
         the file lands on the rate (rescaling latents afterwards costs ~3 dB); `aim` x the
         target when the rate will still fall after this."""
         if not self.cfg.target_bits:
             return
-        self.rate = bits if self.rate is None else 0.8 * self.rate + 0.2 * bits
+        memory = getattr(self.cfg, "steer_memory", None)
+        if self.rate is None:
+            self.rate = bits
+        elif memory is None:
+            self.rate = 0.8 * self.rate + 0.2 * bits
+        else:  # window steps: a window's rate is a noisy estimate of the image's
+            self.rate = memory * self.rate + (1 - memory) * bits
         if step % 5 == 0:
             self.lam *= float(np.clip(self.rate / (aim * self.cfg.target_bits), 0.9, 1.11))
             if self.cfg.steer_range:
@@ -68,7 +81,13 @@ class Schedule:
         target = getattr(self.cfg, "target_mse", None)
         if not target:
             return
-        self.mse = mse if self.mse is None else 0.8 * self.mse + 0.2 * mse
+        memory = getattr(self.cfg, "steer_memory", None)
+        if self.mse is None:
+            self.mse = mse
+        elif memory is None:
+            self.mse = 0.8 * self.mse + 0.2 * mse
+        else:  # window steps: a window's error is a noisy estimate of the image's
+            self.mse = memory * self.mse + (1 - memory) * mse
         if step % 5 == 0:
             self.lam *= float(np.clip(target / self.mse, *DISTORTION_STEP))
 
