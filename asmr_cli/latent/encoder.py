@@ -130,7 +130,7 @@ def network_bytes(layout: Layout) -> int:
 # start, aiming 5% over the rate so that the rate fit prunes rather than rescales). Chosen
 # at equal wall time on centre crops of kodim05, 19 and 23 (docs/rate-distortion.md).
 IMAGE_RECIPE: dict = {"soft_rounding": True, "ste_fraction": 0.15, "steer_from": 0.25, "steer_range": 3.0,
-                      "steer_aim": 1.05, "steer_memory": 0.95}
+                      "steer_aim": 1.05, "steer_memory": 0.95, "keep_finish": True}
 # a step's window: a 24th of the image, at least 2^14 pixels (what the crops were tuned at,
 # and a Kodak image's 24th) and at most 2^18 (larger windows waste less of a step on its
 # fixed cost, so a large photo's pixels get more visits in the same time)

@@ -65,6 +65,10 @@ class LatentFitConfig:
     # rate of the rounded latents (a pass without gradients); None: in the rounding phase only
     steer_from: float | None = None
     steer_aim: float = 1.0        # lam steered towards this x target_bits (over: the rate fit prunes)
+    # re-plans under the time cap count on the latest steps' pace (not the mean since the
+    # start: steps slow down once the rounded rate is computed) and never cut into the
+    # rounding finish (without it a late re-plan could end the fit before its finish)
+    keep_finish: bool = False
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all

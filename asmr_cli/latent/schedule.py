@@ -41,6 +41,7 @@ class Schedule:
         self.per_step: float | None = None
         self.planned: int | None = None  # the steps the latest estimate counts on
         self.loop_start = time.perf_counter()
+        self._paced = (0, self.loop_start)  # cfg.keep_finish: the step and time of the latest re-plan
 
     def lr_ratio(self, step: int) -> float:
         r = self.cfg.final_lr_ratio
@@ -104,19 +105,27 @@ class Schedule:
 
     def finished(self, step: int) -> bool:
         """After `step` steps: whether to stop. The time per step is measured at step 10
-        (the estimate) and again at steps 16, 32, 64, ... until the rounding phase, so the
-        plan fills the cap even when the first steps were slow."""
+        (the estimate) and again at steps 16, 32, 64, ... (every 32 with cfg.keep_finish) until
+        the rounding phase, so the plan fills the cap even when the first steps were slow."""
         now = time.perf_counter()
         limit = self.cfg.time_limit
-        replan = step == 10 or (step >= 16 and step & (step - 1) == 0 and not self.hard(step))
+        keep = getattr(self.cfg, "keep_finish", False)
+        due = step & (step - 1) == 0 or (keep and step % 32 == 0)  # keep_finish: every 32 steps too
+        replan = step == 10 or (step >= 16 and due and not self.hard(step))
         if replan or step == self.estimate_at:
             per_step = (now - self.loop_start) / step
+            if keep and replan and step > 10:  # the pace since the latest re-plan
+                per_step = (now - self._paced[1]) / max(1, step - self._paced[0])
             self.per_step = per_step
             self.after = self.after_for(per_step)
             total = self.total
             if limit:
                 fit_in = step + int(max(0.0, limit - (now - self.loop_start)) * 0.95 / per_step)
                 total = max(step + 1, min(max(1, self.cfg.iters), fit_in))
+                if keep and replan:  # the finish starts here at the latest, and has its share
+                    total = max(total, math.ceil((step + 1) / (1 - self.cfg.ste_fraction)))
+            if keep and replan:
+                self._paced = (step, now)
             if replan:
                 self.total = total
             self.planned = total

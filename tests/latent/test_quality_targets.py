@@ -273,3 +273,32 @@ def test_cuda_refused_without_a_gpu(raster):
         pytest.skip("a GPU is present")
     with pytest.raises(AsmrError, match="cuda"):
         encode(raster, quality=75, device="cuda")
+
+
+def _slowing_fit(keep_finish: bool, monkeypatch) -> tuple[int, int]:
+    """Steps of 0.1 s until step 300, then of 0.3 s (the rounded rate's pass), under a 100 s
+    cap: (the step the fit stops at, the first rounded step of the final plan)."""
+    from asmr_cli.latent import schedule as sched_mod
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(sched_mod.time, "perf_counter", lambda: clock["t"])
+    cfg = SimpleNamespace(iters=100000, lam=1e-3, target_bits=None, time_limit=100.0, final_lr_ratio=0.05,
+                          ste_fraction=0.15, keep_finish=keep_finish)
+    s = sched_mod.Schedule(cfg, 0.0)
+    step, first_hard = 0, None
+    while True:
+        clock["t"] += 0.1 if step < 300 else 0.3
+        step += 1
+        if first_hard is None and s.hard(step):
+            first_hard = step
+        if s.finished(step):
+            return step, first_hard
+
+
+def test_schedule_keeps_the_rounding_finish(monkeypatch):
+    """A re-plan after the steps slowed down must not end the fit before its rounding finish
+    (keep_finish, the image recipe); the clips' default re-plans as before."""
+    stop, first_hard = _slowing_fit(True, monkeypatch)
+    assert first_hard is not None and stop - first_hard >= 0.1 * stop
+    stop_old, first_hard_old = _slowing_fit(False, monkeypatch)
+    assert first_hard_old is None or stop_old - first_hard_old < 0.1 * stop_old  # the defect it fixes
