@@ -135,10 +135,19 @@ IMAGE_RECIPE: dict = {"soft_rounding": True, "ste_fraction": 0.15, "steer_from":
 # and a Kodak image's 24th) and at most 2^18 (larger windows waste less of a step on its
 # fixed cost, so a large photo's pixels get more visits in the same time)
 WINDOW_SHARE, WINDOW_MIN, WINDOW_MAX = 24, 1 << 14, 1 << 18
+# a preset trains a pixel at most this many times (window steps that cover it): past it a
+# small image got worse in rate and quality alike (fitted on samples/kodim23_small.png,
+# docs/rate-distortion.md); a Kodak image at the default preset stays far under it
+MAX_VISITS = 2000
 
 
 def window_pixels(pixels: int) -> int:
     return int(min(WINDOW_MAX, max(WINDOW_MIN, pixels // WINDOW_SHARE)))
+
+
+def visit_cap(pixels: int) -> int:
+    """The most steps a preset gives an image of this many pixels (MAX_VISITS per pixel)."""
+    return max(1, int(MAX_VISITS * pixels / min(pixels, window_pixels(pixels))))
 
 
 def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str, iters: int | None,
@@ -158,6 +167,8 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
     budget = target.budget_bytes
     latent_bits = target_mse = None
     steps = iters if iters is not None else p.iters
+    if iters is None and recipe is None:
+        steps = min(steps, visit_cap(n))
     limit = time_limit if time_limit is not None else p.time_limit
     one_pass = synthesis_seconds(layout)
     if budget is not None:

@@ -114,3 +114,15 @@ def test_window_steps_train_and_are_deterministic():
     assert a.iterations == plain.iterations == 12
     moved = [np.abs(x - y).max() for x, y in zip(a.latents, plain.latents)]
     assert max(moved) > 0  # a different recipe, not the plain one under another name
+
+
+def test_visit_cap_stops_small_images_only():
+    """A preset's steps stop at MAX_VISITS per pixel: the README sample (192x128) gets 3,000,
+    a Kodak image more than the default preset's 150 s give it."""
+    from asmr_cli.core.presets import LATENT_PRESETS
+    from asmr_cli.latent.encoder import MAX_VISITS, visit_cap
+
+    assert visit_cap(192 * 128) == MAX_VISITS * 192 * 128 // (1 << 14)
+    assert visit_cap(768 * 512) >= 10 * 4000  # ~4,000-5,500 steps fit in 150 s
+    assert visit_cap(64 * 64) == MAX_VISITS  # a window bigger than the image covers it all
+    assert visit_cap(4000 * 3000) > LATENT_PRESETS["default"].iters
