@@ -5,6 +5,8 @@ Imports torch (through fit.py); the decoder never imports this module."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..container.tensors import pack_tensor
@@ -18,11 +20,21 @@ from .codec7 import compose, pack
 from .encoder import AIM_ABOVE, CHECK_FRAMES, STEER_RANGE, ClipEncoding, _fit_clip_rate, _kept
 from .format7 import GroupMotion, MotionHeader, motion_tensors, overhead
 
-INTRA_PERIOD = 32  # frames from one intra frame to the next (random access)
-INTRA_WEIGHT = 1.0  # the intra frame's distortion weight in training (the P frames': 1)
+INTRA_PERIOD: int | None = None  # frames from one intra frame to the next; None: period_for's rule
+PERIOD_AT_01 = 32  # the intra period at 0.1 bpp; twice as long at half the rate
+INTRA_WEIGHT = 8.0  # the intra frame's distortion weight in training (P frames: 1); every P frame inherits it
 SEARCH_MOTION = True  # False: every P frame predicted from the unmoved frame before (ablation)
 FILTER = motion.BILINEAR
 LAMBDA_FROM = "clip"
+
+
+def period_for(group: int, bpp: float) -> int:
+    """Frames from one intra frame to the next: PERIOD_AT_01 at 0.1 bpp and above, doubled for
+    each halving of the rate below it (an intra frame costs about as much as a whole segment
+    of P frames: at 0.025 bpp a carphone intra frame alone would be a third of the budget),
+    at most the group."""
+    period = PERIOD_AT_01 * 2 ** max(0, round(math.log2(0.1 / max(bpp, 1e-6))))
+    return max(1, min(group, INTRA_PERIOD if INTRA_PERIOD is not None else period))
 
 
 def block_for(height: int, width: int) -> int:
@@ -190,6 +202,18 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
             groups.append((syn, ctx, mot, [lat[j:j + per] for j in range(0, len(lat), per)]))
         return pack(header, groups, bits)
 
+    import os
+    if os.environ.get("ASMR_DEBUG7"):
+        from ..io.clips import frame_psnr
+        for (s, e), f, mot in zip(spans, fits, motions):
+            lat = [by_level(layout, [np.rint(z) for z in fr]) for fr in f.latents]
+            _, dec = _decoded(header, f.synthesis, s, e, mot, lat)
+            print("float weights, rounded latents:", np.round(frame_psnr(frames8[s:e], dec), 1))
+            _, w = quantise_synthesis(layout, f.synthesis, bits)
+            _, dec = _decoded(header, w, s, e, mot, lat)
+            print("quantised weights:", np.round(frame_psnr(frames8[s:e], dec), 1))
+            tr = np.clip(np.rint(np.moveaxis(f.prediction, 0, -1) * 255), 0, 255).astype(np.uint8)
+            print("last training prediction:", np.round(frame_psnr(frames8[s:e], tr), 1))
     data = _fit_clip_rate(file_at, target)
     estimated = None
     if all(f.estimated_seconds is not None for f in fits):

@@ -19,6 +19,7 @@ SEARCH = 7  # integer search radius around the global vector, full resolution
 COARSE_SEARCH = 8  # at 1/4 resolution (so +-32 pixels)
 GLOBAL_BITS = 24.0  # about what a global vector costs
 MODE_BITS = 2.0
+SUB_PIXEL = True  # refine to quarter pixels (False: integer vectors, the ablation)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -105,7 +106,7 @@ def refine(cur: np.ndarray, ref8: np.ndarray, field: np.ndarray, block: int, fil
     h, w = cur.shape
     ref1 = np.round(luma(ref8)).clip(0, 255).astype(np.uint8)[..., None]
     field = field.copy()
-    for step in (2, 1):
+    for step in (2, 1) if SUB_PIXEL else ():
         best = None
         for ddy in (-step, 0, step):
             for ddx in (-step, 0, step):
@@ -125,7 +126,7 @@ def refine(cur: np.ndarray, ref8: np.ndarray, field: np.ndarray, block: int, fil
 def refine_global(cur: np.ndarray, ref8: np.ndarray, g: np.ndarray, filt: int) -> tuple[np.ndarray, float]:
     ref1 = np.round(luma(ref8)).clip(0, 255).astype(np.uint8)[..., None]
     best = None
-    for step in (2, 1):
+    for step in (2, 1) if SUB_PIXEL else (0,):
         centre = g if best is None else best[1]
         for ddy in (-step, 0, step):
             for ddx in (-step, 0, step):

@@ -33,6 +33,11 @@ def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
 def describe_clip(h: LatentHeader, nbytes: int, version: int) -> dict:
     out = describe(h, nbytes, version)
     if isinstance(h, format7.MotionHeader):
+        # the warp of P frames: per channel 4 + 2 multiplies (bilinear) or 16 + 4 (cubic)
+        share = 1 - len(h.segment_spans()) / h.frames
+        warp = share * h.channels * (6, 20)[h.filt]
+        out["macs_per_pixel"] = round(out["macs_per_pixel"] + warp, 1)
+        out["unshared_macs_per_pixel"] = round(out["unshared_macs_per_pixel"] + warp, 1)
         out.update(intra_period=h.period, motion_block=h.block,
                    motion_filter=("bilinear", "cubic")[h.filt], segments=len(h.segment_spans()))
     return out
@@ -94,7 +99,8 @@ def encode_clip(clip: Clip, opts: EncodeOptions, progress=None) -> EncodeResult:
     if WRITE_MOTION:
         from . import encoder7
 
-        header = format7.MotionHeader(*fields, min(group, encoder7.INTRA_PERIOD), encoder7.block_for(h, w),
+        bpp = target.budget_bytes * 8 / (t * h * w)
+        header = format7.MotionHeader(*fields, encoder7.period_for(group, bpp), encoder7.block_for(h, w),
                                       encoder7.FILTER)
         enc = encoder7.encode(clip.as_float(), header, target, opts.preset, opts.iters, opts.time_limit,
                               opts.seed, progress)

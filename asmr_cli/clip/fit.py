@@ -69,6 +69,7 @@ class Prediction:
     refresh: Callable[[dict, list[list[np.ndarray]]], np.ndarray]
 
 
+INTRA_VISITS = 0.5  # format 7: this share of the steps train an intra frame alone (everything depends on it)
 REFRESH_COST = 0.1  # the prediction is refreshed when that keeps its share of the time below this
 
 
@@ -235,8 +236,15 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
         ratio = sched.lr_ratio(step)
         opt.param_groups[0]["lr"] = cfg.net_lr * ratio
         hard = sched.hard(step)
-        t0 = int(torch.randint(0, frames - window + 1, (1,), generator=gen))
-        t1 = t0 + window
+        span = window
+        if prediction is None:
+            t0 = int(torch.randint(0, frames - window + 1, (1,), generator=gen))
+        elif float(torch.rand(1, generator=gen)) < INTRA_VISITS:  # an intra frame alone: a cheap step
+            firsts = [t for t in range(frames) if starts[t]]
+            t0, span = firsts[int(torch.randint(0, len(firsts), (1,), generator=gen))], 1
+        else:  # every frame in as many windows: the intra frame at the edge as often as the rest
+            t0 = min(max(0, int(torch.randint(1 - window, frames, (1,), generator=gen))), frames - window)
+        t1 = t0 + span
         win = [z[:, t0:t1].clone().requires_grad_(True) for z in lat]
         if hard:
             zs = [z + (torch.round(z) - z).detach() for z in win]
@@ -244,7 +252,7 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
             zs = [z + torch.rand(z.shape, generator=gen) - 0.5 for z in win]
         before = [torch.round(z[:, t0 - 1:t0]) for z in lat] if t0 and not (starts and starts[t0]) else None
         win_starts = None if starts is None else starts[t0:t1]
-        n = window * per
+        n = span * per
         if n > SAMPLE_ABOVE and cfg.pixel_fraction < 1:
             pixels = torch.randint(0, n, (max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS)),),
                                    generator=gen)
@@ -278,7 +286,7 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
         opt.step()
         with torch.no_grad():  # Adam on the window's latents alone, bias-corrected per frame
             visits[t0:t1] += 1
-            shape = (1, window, 1, 1)
+            shape = (1, span, 1, 1)
             c1 = (1 - b1 ** visits[t0:t1]).view(shape)
             c2 = (1 - b2 ** visits[t0:t1]).view(shape)
             lr = cfg.latent_lr * ratio

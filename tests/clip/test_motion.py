@@ -61,6 +61,11 @@ def test_block_field_warps_each_block_by_its_vector():
     np.testing.assert_array_equal(out[8:15, 8:15], ref[9:16, 9:16])
 
 
+def test_intra_period_follows_the_rate():
+    assert [encoder7.period_for(128, b) for b in (0.5, 0.1, 0.05, 0.025, 0.01)] == [32, 32, 64, 128, 128]
+    assert encoder7.period_for(20, 0.1) == 20
+
+
 def test_estimate_finds_a_pan():
     clip = panning(3, 32, 48, dy=1, dx=2)
     est = estimate.estimate(clip.frames, [1, 2], 8, motion.BILINEAR, mu=1.0)
