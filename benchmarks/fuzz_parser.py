@@ -221,13 +221,15 @@ def _resize(b: bytes, rng: np.random.Generator) -> bytes:
     return b + extra if rng.random() < 0.5 else extra + b
 
 
-def _extreme_latent_header(header: bytes, rng: np.random.Generator) -> bytes:
-    """A version-3 or 4 header with one field set to an extreme value."""
-    version = fmt4.VERSION if len(header) > 14 else fmt3.VERSION
-    fmt = fmt4 if version == fmt4.VERSION else fmt3
+def _extreme_latent_header(header: bytes, rng: np.random.Generator, version: int) -> bytes:
+    """A version-3, 4 or 7 header with one field set to an extreme value."""
+    from asmr_cli.clip import format7
+
+    fmt = {fmt3.VERSION: fmt3, fmt4.VERSION: fmt4, 7: format7}[version]
     h = fmt.parse_header(header)
     names = ["kind", "sizes", "channels", "bit_depth", "levels", "hidden", "context_hidden"]
-    names += ["group", "fps_num", "fps_den"] if version == fmt4.VERSION else []
+    names += ["group", "fps_num", "fps_den"] if version != fmt3.VERSION else []
+    names += ["period", "block", "filt"] if version == 7 else []
     name = str(rng.choice(names))
     if name == "sizes":
         sizes = list(h.sizes)
@@ -271,8 +273,8 @@ def _extreme_header(header: bytes, rng: np.random.Generator, version: int = fmt2
     """Re-pack the header with one field set to an extreme value (or a changed axis/level count)."""
     if version == 5:
         return _extreme_collection_header(header, rng)
-    if version in (fmt3.VERSION, fmt4.VERSION):
-        return _extreme_latent_header(header, rng)
+    if version in (fmt3.VERSION, fmt4.VERSION, 7):
+        return _extreme_latent_header(header, rng, version)
     h = fmt2.parse_header(header)
     name = str(rng.choice(["kind", "sizes", "channels", "bit_depth", "bases", "hidden", "latent_dim",
                            "w0", "fps_num", "fps_den", "dims", "levels", "fit"]))

@@ -17,8 +17,8 @@ stand for what earlier builds wrote, and the checksums for what they decoded to.
 - video_v4.asmr: a clip of 5 frames of 10 x 12 in two groups (3 + 2 frames) as format
   version 4 (a latent pyramid per frame, each group's latents in one stream under the
   temporal context model); written by `python tests/make_golden.py v4`.
-- video_v7.asmr: a clip of 6 frames of 12 x 16, a pan, as format version 7 (an intra
-  period of 3: two segments of an intra frame and two motion-compensated P frames; each
+- video_v7.asmr: a clip of 4 frames of 8 x 10, a pan, as format version 7 (an intra
+  period of 2: two segments of an intra frame and a motion-compensated P frame; each
   segment's latents in one stream); written by `python tests/make_golden.py v7`.
 - image_v1.asmr: the same network as image_v2.asmr as version 1 stored it: every tensor
   coded without prediction, version byte 1 (version 1 is version 2 without prediction;
@@ -169,10 +169,10 @@ def main_v4() -> None:
 def main_v7() -> None:
     from asmr_cli.clip import encoder7
 
-    encoder7.INTRA_PERIOD = 3
+    encoder7.INTRA_PERIOD = 2
     rng = np.random.default_rng(7)
-    big = _smooth((1, 20, 28, 3), 7)[0]
-    pan = np.stack([big[i:i + 12, 2 * i:2 * i + 16] for i in range(6)])
+    big = _smooth((1, 16, 20, 3), 7)[0]
+    pan = np.stack([big[i:i + 8, 2 * i:2 * i + 10] for i in range(4)])
     for seed in range(100):
         opts = EncodeOptions(preset="fast", iters=30, hidden=4, seed=seed, device="cpu", bpp=6.0)
         clip = np.clip(pan.astype(int) + rng.integers(-2, 3, pan.shape), 0, 255).astype(np.uint8)

@@ -14,7 +14,7 @@ from ..core.presets import CLIP_PRESETS
 from ..core.rates import Target
 from ..latent.codec import WEIGHT_BITS_CHOICES, quantise_synthesis
 from ..latent.encoder import network_bytes, rescale
-from ..latent.latents import Layout, by_level, synthesize_numpy
+from ..latent.latents import by_level, synthesize_numpy
 from . import motion
 from .codec7 import compose, pack
 from .encoder import AIM_ABOVE, CHECK_FRAMES, STEER_RANGE, ClipEncoding, _fit_clip_rate, _kept
@@ -25,7 +25,6 @@ PERIOD_AT_01 = 32  # the intra period at 0.1 bpp; twice as long at half the rate
 INTRA_WEIGHT = 8.0  # the intra frame's distortion weight in training (P frames: 1); every P frame inherits it
 SEARCH_MOTION = True  # False: every P frame predicted from the unmoved frame before (ablation)
 FILTER = motion.BILINEAR
-LAMBDA_FROM = "clip"
 
 
 def period_for(group: int, bpp: float) -> int:
@@ -38,15 +37,16 @@ def period_for(group: int, bpp: float) -> int:
 
 
 def block_for(height: int, width: int) -> int:
-    """Motion block side: 8 pixels up to 2^17 pixels a frame, 16 above."""
-    return 8 if height * width <= 1 << 17 else 16
+    """Motion block side: 8 pixels up to 2^17 pixels a frame, 16 up to 2^22 (4K), 32 above
+    (format7.MAX_MOTION_VALUES bounds a group's vectors)."""
+    return 8 if height * width <= 1 << 17 else 16 if height * width <= 1 << 22 else 32
 
 
-def _group_motion(header: MotionHeader, frames8: np.ndarray, start: int, end: int, mu: float) -> GroupMotion:
-    from .estimate import estimate
+def _group_motion(header: MotionHeader, frames8: np.ndarray, start: int, end: int, lam: float) -> GroupMotion:
+    from .estimate import estimate, mu_for
 
     p = header.p_frames(start, end)
-    est = estimate(frames8, p, header.block, header.filt, mu, SEARCH_MOTION)
+    est = estimate(frames8, p, header.block, header.filt, mu_for(lam, header.channels), SEARCH_MOTION)
     by, bx = motion.blocks_of(header.sizes[1], header.sizes[2], header.block)
     modes = np.array([m for m, _, _ in est], np.int32)
     vecs = [v for m, v, _ in est if m == motion.GLOBAL]
@@ -89,37 +89,6 @@ def _decoded(header: MotionHeader, synthesis: dict, start: int, end: int, mot: G
     return preds, frames
 
 
-def _residual_lambda(layout: Layout, residual: np.ndarray, is_intra: list[bool], target_bits: float) -> float:
-    """lam at which the rounded residual pyramids' entropy (intra frames alone, a sample of P
-    frames each alone) times fit.trained_clip_ratio meets target_bits."""
-    import torch
-
-    from ..latent.fit import bisect_lambda, level_gains, residual_pyramid, rounded_entropy, sampled_planes
-    from .fit import PAIRS, trained_clip_ratio
-
-    frames = residual.shape[1]
-    ratio = trained_clip_ratio(target_bits / (frames * layout.height * layout.width))
-    unit = level_gains(layout, 1.0)
-    intra = [t for t in range(frames) if is_intra[t]]
-    inter = [t for t in range(frames) if not is_intra[t]]
-    picks = sorted({inter[int(i)] for i in np.linspace(0, len(inter) - 1, min(PAIRS, len(inter)))}) if inter else []
-
-    def planes(t: int):
-        pyr = residual_pyramid(layout, torch.from_numpy(np.ascontiguousarray(residual[:, t], np.float32)))
-        return sampled_planes(pyr, torch.Generator().manual_seed(t))
-
-    first = planes(intra[0])
-    sampled = [planes(t) for t in picks]
-
-    def bits(lam: float) -> float:
-        total = len(intra) * rounded_entropy(first, unit, lam)
-        if sampled:
-            total += len(inter) * sum(rounded_entropy(p, unit, lam) for p in sampled) / len(sampled)
-        return total * ratio
-
-    return bisect_lambda(bits, target_bits)
-
-
 def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, iters: int | None,
            time_limit: float | None, seed: int, progress=None) -> ClipEncoding:
     """clip: (C, T, H, W) float32 on [0, 1]. Trains on the CPU."""
@@ -138,7 +107,7 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
     motions = []
     for s, e in spans:  # motion first: what it costs comes out of the latents' budget
         lam0 = choose_clip_lambda(layout, clip[:, s:e], rough * (e - s) / frames * AIM_ABOVE)
-        motions.append(_group_motion(header, frames8, s, e, lam0 * layout.channels * 255.0 ** 2))
+        motions.append(_group_motion(header, frames8, s, e, lam0))
     motion_bytes = sum(len(pack_tensor(t)) for m in motions for t in motion_tensors(m))
     latent_bits = max(64.0 * len(spans), (target.budget_bytes - overhead(header) - nets - motion_bytes) * 8)
     fits = []
@@ -149,10 +118,9 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
         mot = motions[i]
         start_pred = _source_prediction(header, frames8, s, e, mot)
         is_intra = [t in firsts for t in range(s, e)]
-        if LAMBDA_FROM == "residual":
-            lam = _residual_lambda(layout, part - start_pred, is_intra, latent_bits * share * AIM_ABOVE)
-        else:
-            lam = choose_clip_lambda(layout, part, latent_bits * share * AIM_ABOVE)
+        # lam as format 4 chooses it for the clip (the residuals' own entropy, predicted from the
+        # source frames, put carphone's file 80% over budget: the decoded references are worse)
+        lam = choose_clip_lambda(layout, part, latent_bits * share * AIM_ABOVE)
         cfg = LatentFitConfig(iters=iters if iters is not None else p.iters, lam=lam,
                               target_bits=latent_bits * share,
                               time_limit=None if limit is None else max(1.0, limit * share), seed=seed + i,
@@ -202,18 +170,6 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
             groups.append((syn, ctx, mot, [lat[j:j + per] for j in range(0, len(lat), per)]))
         return pack(header, groups, bits)
 
-    import os
-    if os.environ.get("ASMR_DEBUG7"):
-        from ..io.clips import frame_psnr
-        for (s, e), f, mot in zip(spans, fits, motions):
-            lat = [by_level(layout, [np.rint(z) for z in fr]) for fr in f.latents]
-            _, dec = _decoded(header, f.synthesis, s, e, mot, lat)
-            print("float weights, rounded latents:", np.round(frame_psnr(frames8[s:e], dec), 1))
-            _, w = quantise_synthesis(layout, f.synthesis, bits)
-            _, dec = _decoded(header, w, s, e, mot, lat)
-            print("quantised weights:", np.round(frame_psnr(frames8[s:e], dec), 1))
-            tr = np.clip(np.rint(np.moveaxis(f.prediction, 0, -1) * 255), 0, 255).astype(np.uint8)
-            print("last training prediction:", np.round(frame_psnr(frames8[s:e], tr), 1))
     data = _fit_clip_rate(file_at, target)
     estimated = None
     if all(f.estimated_seconds is not None for f in fits):

@@ -31,6 +31,7 @@ from .format import MAX_GROUP
 
 VERSION = 7
 MAX_PERIOD = 1 << 12
+MAX_MOTION_VALUES = 1 << 24  # vector components a group may hold (decoded when the file is parsed)
 
 
 @dataclass
@@ -116,6 +117,7 @@ def read_motion(r: Reader, h: MotionHeader, start: int, end: int) -> GroupMotion
     """A group's motion tensors, decoded and checked (small: a few values per block)."""
     n_p = len(h.p_frames(start, end))
     by, bx = motion.blocks_of(h.sizes[1], h.sizes[2], h.block)
+    check(n_p * by * bx * 2 <= MAX_MOTION_VALUES, f"motion of {n_p} frames of {by}x{bx} blocks")
     modes = _decoded(parse_tensor(r, "modes", (n_p,), 1, False), (n_p,), 0, max(motion.MODES), "motion mode")
     n_global = int(np.count_nonzero(modes == motion.GLOBAL))
     n_field = int(np.count_nonzero(modes == motion.FIELD))
