@@ -10,6 +10,10 @@ Variants (module constants of the clip encoder, set before the encode):
   intra=W  format 7 with the intra frames' distortion weighted W in training
 
     OMP_NUM_THREADS=1 python benchmarks/clip_motion.py --frames 0:32 --bpp 0.1 --preset fast v4 motion nosearch
+
+`--drift FILE.asmr`: decodes a format-7 file with the synthesis on 1 and 2 threads, and in
+processes with OMP_NUM_THREADS=1 and 2 (the BLAS's threads), and prints how far the frames
+of each segment differ from the first decode, frame by frame down the segment.
 """
 
 from __future__ import annotations
@@ -62,9 +66,43 @@ print(json.dumps({"variant": variant, "bpp": s["bpp"], "psnr": float(np.mean(fra
 """
 
 
+DRIFT_CHILD = r"""
+import hashlib, sys
+import numpy as np
+from asmr_cli.api import formats
+from asmr_cli.clip import codec7
+f = formats.loads(open(sys.argv[1], "rb").read())
+out = codec7.frames_uint8(codec7.unpack(f), 0, f.header.frames, int(sys.argv[2]))
+np.save(sys.argv[3], out)
+"""
+
+
+def drift(path: Path) -> None:
+    import os
+    import tempfile
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as d:
+        runs = {}
+        for omp in ("1", "2"):
+            for threads in ("1", "2"):
+                out = Path(d) / f"{omp}_{threads}.npy"
+                env = dict(os.environ, OMP_NUM_THREADS=omp, OPENBLAS_NUM_THREADS=omp, MKL_NUM_THREADS=omp)
+                subprocess.run([sys.executable, "-c", DRIFT_CHILD, str(path), threads, str(out)], check=True, env=env)
+                runs[f"OMP {omp}, synthesis threads {threads}"] = np.load(out)
+    base_name, base = next(iter(runs.items()))
+    print(f"reference: {base_name}; {base.shape[0]} frames")
+    for name, frames in runs.items():
+        diff = np.abs(frames.astype(int) - base.astype(int)).reshape(frames.shape[0], -1).max(1)
+        print(f"{name}: identical frames {int(np.sum(diff == 0))}/{len(diff)}, largest difference {int(diff.max())} "
+              f"levels (per frame: {diff.tolist() if diff.any() else 'none'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("variants", nargs="+")
+    ap.add_argument("variants", nargs="*")
+    ap.add_argument("--drift", type=Path, default=None, help="a format-7 file: decode drift across thread counts")
     ap.add_argument("--clip", type=Path, default=DATA / "carphone_pristine.mp4")
     ap.add_argument("--frames", default="0:32")
     ap.add_argument("--bpp", type=float, default=0.1)
@@ -73,6 +111,9 @@ def main() -> None:
     ap.add_argument("--iters", default="-")
     args = ap.parse_args()
     print("command: python " + " ".join(sys.argv), flush=True)
+    if args.drift:
+        drift(args.drift)
+        return
     print("| variant | format | bpp | PSNR (dB) | steps | encode s | decode s | peak RSS MB "
           "| P modes none/global/field |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)

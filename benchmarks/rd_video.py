@@ -43,6 +43,7 @@ DATA = Path("/work/shared/data/video")
 OUT = Path(__file__).resolve().parent / "out"
 CRFS = {"x264": [45, 40, 35, 30, 25, 20, 17], "x265": [45, 40, 35, 30, 25, 20, 17],
         "vp9": [63, 58, 52, 46, 40, 32, 24]}
+KEEP: Path | None = None  # --keep: where the asmr files are copied
 ANCHOR_NAMES = {"x264": "x264 medium", "x265": "x265 medium", "vp9": "VP9 (libvpx)"}
 
 
@@ -144,6 +145,9 @@ def run_clip(path: Path, rates: list[float], preset: str, frames: str | None, ti
             row, data = asmr_point(path, frames, clip, bpp, preset, time_limit, Path(d))
             rows.append(row)
             files.append((bpp, data))
+            if KEEP:
+                KEEP.mkdir(parents=True, exist_ok=True)
+                (KEEP / f"{Path(name).stem}_{bpp}.asmr").write_bytes(data)
             print(f"  asmr --bpp {bpp}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, {row['encode_s']:.0f} s, "
                   f"{row['iterations']} steps, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
     print("| codec | setting | bpp | PSNR (dB) | x264 at same bpp | encode s | peak RSS MB |")
@@ -198,7 +202,10 @@ def main() -> None:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--frames", default=None, help="START:END of the clip")
     ap.add_argument("--time-limit", type=float, default=None, help="per ASMR encode, seconds")
+    ap.add_argument("--keep", type=Path, default=None, help="copy the asmr files into this folder")
     args = ap.parse_args()
+    global KEEP
+    KEEP = args.keep
     print("command: python " + " ".join(sys.argv) + f"  (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})")
     rates = [float(x) for x in args.rates.split(",")]
     if not args.only_extra:

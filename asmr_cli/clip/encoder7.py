@@ -22,7 +22,8 @@ from .format7 import GroupMotion, MotionHeader, motion_tensors, overhead
 
 INTRA_PERIOD: int | None = None  # frames from one intra frame to the next; None: period_for's rule
 PERIOD_AT_01 = 32  # the intra period at 0.1 bpp; twice as long at half the rate
-INTRA_WEIGHT = 8.0  # the intra frame's distortion weight in training (P frames: 1); every P frame inherits it
+INTRA_WEIGHT = 32.0  # the intra frame's distortion weight in training (P frames: 1); every P frame inherits it
+DEPENDENT_WEIGHT = 0.0  # > 0: every frame weighted 1 + this x the frames of its segment after it (replaces the above)
 SEARCH_MOTION = True  # False: every P frame predicted from the unmoved frame before (ablation)
 FILTER = motion.BILINEAR
 
@@ -34,6 +35,20 @@ def period_for(group: int, bpp: float) -> int:
     at most the group."""
     period = PERIOD_AT_01 * 2 ** max(0, round(math.log2(0.1 / max(bpp, 1e-6))))
     return max(1, min(group, INTRA_PERIOD if INTRA_PERIOD is not None else period))
+
+
+def frame_weights(header: MotionHeader, start: int, end: int) -> list[float]:
+    """Each frame's distortion weight in training: INTRA_WEIGHT on intra frames, 1 on P
+    frames; or, with DEPENDENT_WEIGHT, 1 + DEPENDENT_WEIGHT x the frames predicted from it
+    after it in its segment."""
+    out = []
+    for a, b in header.segment_spans():
+        for t in range(max(a, start), min(b, end)):
+            if DEPENDENT_WEIGHT > 0:
+                out.append(1.0 + DEPENDENT_WEIGHT * (b - 1 - t))
+            else:
+                out.append(INTRA_WEIGHT if t == a else 1.0)
+    return out
 
 
 def block_for(height: int, width: int) -> int:
@@ -129,7 +144,7 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
         def refresh(synthesis, latents, _s=s, _e=e, _m=mot):
             return _decoded(header, synthesis, _s, _e, _m, latents)[0]
 
-        pred = Prediction(start_pred, is_intra, [INTRA_WEIGHT if x else 1.0 for x in is_intra], refresh)
+        pred = Prediction(start_pred, is_intra, frame_weights(header, s, e), refresh)
 
         def report(step, total, psnr, _s=done_steps, _g=i):
             if progress:
