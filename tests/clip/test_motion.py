@@ -172,3 +172,18 @@ def test_corrupt_files_raise_asmr_error(encoded):
     for cut in (10, len(data) // 2, len(data) - 1):
         with pytest.raises(AsmrError):
             decode_video(bytes(data[:cut]))
+
+
+def test_decoding_is_the_same_on_one_and_two_synthesis_threads(encoded):
+    _, res = encoded
+    f = formats.loads(res.data)
+    one = codec7.frames_uint8(codec7.unpack(f), 0, f.header.frames, 1)
+    two = codec7.frames_uint8(codec7.unpack(f), 0, f.header.frames, 2)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_p_frames_add_the_synthesis_to_the_warped_reference():
+    synth = np.full((3, 2, 2), 0.1, np.float32)
+    pred = np.full((2, 2, 3), 250, np.uint8)
+    np.testing.assert_array_equal(codec7.compose(synth, pred), np.full((2, 2, 3), 255))  # 250 + 25.5, clipped
+    np.testing.assert_array_equal(codec7.compose(synth, None), np.full((2, 2, 3), 26))  # rint(25.5): even
