@@ -22,7 +22,7 @@ from .format7 import GroupMotion, MotionHeader, motion_tensors, overhead
 
 INTRA_PERIOD: int | None = None  # frames from one intra frame to the next; None: period_for's rule
 PERIOD_AT_01 = 32  # the intra period at 0.1 bpp; twice as long at half the rate
-INTRA_WEIGHT = 32.0  # the intra frame's distortion weight in training (P frames: 1); every P frame inherits it
+INTRA_WEIGHT = 8.0  # the intra frame's distortion weight in training (P frames: 1); every P frame inherits it
 SEARCH_MOTION = True  # False: every P frame predicted from the unmoved frame before (ablation)
 FILTER = motion.BILINEAR
 
