@@ -49,6 +49,7 @@ elif variant.startswith("intra="):
     encoder7.INTRA_WEIGHT = float(variant.split("=")[1])
 elif variant != "motion":
     raise SystemExit(f"unknown variant {variant}")
+family.WRITE_MOTION = variant != "v4"
 clip = read_video(path, parse_frames(frames))
 opts = EncodeOptions(preset=preset, bpp=float(bpp), time_limit=float(time_limit) if time_limit != "-" else None,
                      iters=int(iters) if iters != "-" else None)

@@ -167,8 +167,9 @@ def main_v4() -> None:
 
 
 def main_v7() -> None:
-    from asmr_cli.clip import encoder7
+    from asmr_cli.clip import encoder7, family
 
+    family.WRITE_MOTION = True
     encoder7.INTRA_PERIOD = 2
     rng = np.random.default_rng(7)
     big = _smooth((1, 16, 20, 3), 7)[0]

@@ -37,14 +37,10 @@ def moving(t=6, h=24, w=32, speed=1, seed=0) -> Clip:
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def format_4():
-    """These tests are format 4's: the encoder writes it (format 7 is tests/clip/test_motion.py's)."""
+def test_the_encoder_writes_format_4_by_default():
     from asmr_cli.clip import family
 
-    family.WRITE_MOTION = False
-    yield
-    family.WRITE_MOTION = True
+    assert family.WRITE_MOTION is False
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,16 @@ FAST = dict(preset="fast", iters=30, device="cpu")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def format_7():
+    """The encoder writes format 7 only when asked (clip/family.WRITE_MOTION)."""
+    from asmr_cli.clip import family
+
+    family.WRITE_MOTION = True
+    yield
+    family.WRITE_MOTION = False
+
+
 def texture(h, w, seed=0):
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
