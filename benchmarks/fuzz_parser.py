@@ -97,6 +97,13 @@ def seeds() -> list[bytes]:
         files += [_clip_file(L((5, 13, 21), 3, 8, 4, 4, 4, V, 25, 1, 2), rng),
                   _clip_file(L((3, 9, 5), 3, 8, 2, 0, 2, V, 30000, 1001, 3), rng),
                   _clip_file(L((1, 1, 1), 3, 8, 1, 0, 0, V, 0, 1, 1), rng)]
+    if True:  # format 7: clips with motion (periods, every motion mode, both filters, block sizes)
+        from asmr_cli.clip.format7 import MotionHeader
+
+        M, V = MotionHeader, cfile.KIND_VIDEO
+        files += [_clip7_file(M((5, 13, 21), 3, 8, 4, 4, 4, V, 25, 1, 5, 2, 8, 0), rng),
+                  _clip7_file(M((4, 9, 17), 3, 8, 2, 0, 2, V, 30000, 1001, 2, 2, 4, 1), rng),
+                  _clip7_file(M((1, 1, 1), 3, 8, 1, 0, 0, V, 0, 1, 1, 1, 32, 0), rng)]
     if True:  # format 5: collections (members of several sizes, subfolders, one member, 16-bit)
         files += [_collection_file(3, 8, 3, 4, 4, [("a/x.png", 13, 21), ("a/b/y.png", 16, 16), ("z.png", 8, 5)],
                                    rng),
@@ -117,6 +124,29 @@ def _collection_file(channels: int, depth: int, levels: int, hidden: int, ctx: i
     context = {n: rng.normal(0, 0.5, s) for n, s in cm.parameter_shapes(len(lay.grids()), lay.context_hidden)}
     latents = [[rng.laplace(0, 2, s) for _, _, s in h.layout(m.height, m.width).grids()] for m in h.members]
     return pack(h, synthesis, context, latents, 8)
+
+
+def _clip7_file(header, rng: np.random.Generator) -> bytes:
+    """A valid version-7 file (a clip with motion) with random weights, latents and motion
+    (every P frame's mode drawn, vectors within a few pixels)."""
+    from asmr_cli.clip import motion
+    from asmr_cli.clip.codec7 import pack
+    from asmr_cli.clip.format7 import GroupMotion
+    from asmr_cli.latent import context_model as cm
+
+    layout = header.layout
+    by, bx = motion.blocks_of(header.sizes[1], header.sizes[2], header.block)
+    groups = []
+    for start, end in header.group_spans():
+        synthesis = {n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in layout.synthesis_shapes()}
+        context = {n: rng.normal(0, 0.5, s)
+                   for n, s in cm.parameter_shapes(len(layout.grids()), layout.context_hidden, True)}
+        frames = [[rng.laplace(0, 2, s) for _, _, s in layout.grids()] for _ in range(start, end)]
+        modes = rng.integers(0, 3, len(header.p_frames(start, end)))
+        mot = GroupMotion(modes, rng.integers(-12, 13, (int(np.sum(modes == 1)), 2)),
+                          rng.integers(-12, 13, (int(np.sum(modes == 2)), by, bx, 2)))
+        groups.append((synthesis, context, mot, frames))
+    return pack(header, groups, 8)
 
 
 def _clip_file(header, rng: np.random.Generator) -> bytes:
@@ -191,13 +221,15 @@ def _resize(b: bytes, rng: np.random.Generator) -> bytes:
     return b + extra if rng.random() < 0.5 else extra + b
 
 
-def _extreme_latent_header(header: bytes, rng: np.random.Generator) -> bytes:
-    """A version-3 or 4 header with one field set to an extreme value."""
-    version = fmt4.VERSION if len(header) > 14 else fmt3.VERSION
-    fmt = fmt4 if version == fmt4.VERSION else fmt3
+def _extreme_latent_header(header: bytes, rng: np.random.Generator, version: int) -> bytes:
+    """A version-3, 4 or 7 header with one field set to an extreme value."""
+    from asmr_cli.clip import format7
+
+    fmt = {fmt3.VERSION: fmt3, fmt4.VERSION: fmt4, 7: format7}[version]
     h = fmt.parse_header(header)
     names = ["kind", "sizes", "channels", "bit_depth", "levels", "hidden", "context_hidden"]
-    names += ["group", "fps_num", "fps_den"] if version == fmt4.VERSION else []
+    names += ["group", "fps_num", "fps_den"] if version != fmt3.VERSION else []
+    names += ["period", "block", "filt"] if version == 7 else []
     name = str(rng.choice(names))
     if name == "sizes":
         sizes = list(h.sizes)
@@ -241,8 +273,8 @@ def _extreme_header(header: bytes, rng: np.random.Generator, version: int = fmt2
     """Re-pack the header with one field set to an extreme value (or a changed axis/level count)."""
     if version == 5:
         return _extreme_collection_header(header, rng)
-    if version in (fmt3.VERSION, fmt4.VERSION):
-        return _extreme_latent_header(header, rng)
+    if version in (fmt3.VERSION, fmt4.VERSION, 7):
+        return _extreme_latent_header(header, rng, version)
     h = fmt2.parse_header(header)
     name = str(rng.choice(["kind", "sizes", "channels", "bit_depth", "bases", "hidden", "latent_dim",
                            "w0", "fps_num", "fps_den", "dims", "levels", "fit"]))

@@ -1,11 +1,13 @@
-"""Video rate-distortion: ASMR at several rates against x264 (PyAV libx264, preset medium,
-yuv420p, a crf sweep), measured in the same run on the same decoded source frames.
+"""Video rate-distortion: ASMR at several rates against x264 medium, x265 medium and VP9
+(libvpx-vp9, good, cpu-used 2) through PyAV (yuv420p, a crf sweep each; their bare streams'
+bytes, as `asmr compare` counts them: io/video.encode_stream), measured in the same run on
+the same decoded source frames.
 
 PSNR is on 8-bit RGB, per frame, averaged over frames; bpp = bytes * 8 / (T * H * W).
 Every ASMR encode runs as its own `asmr encode ... --json` process under /usr/bin/time
 (wall time and peak RSS of the whole process). For each ASMR point, x264's PSNR at the
 same bpp is read off its crf curve (linear in log bpp) and the gap printed, and the
-BD-rate of ASMR against x264 over the shared PSNR range. Also times
+BD-rate of ASMR against each anchor over the shared PSNR range. Also times
 `asmr decode clip.asmr -o clip.y4m` as a whole process (start-up included).
 
     python benchmarks/rd_video.py                    # carphone (120 frames, 176x144) at 0.05 / 0.1 / 0.25 bpp
@@ -19,7 +21,6 @@ Prints markdown tables; writes benchmarks/out/rd_video_<clip>.png and .json.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -40,32 +41,24 @@ from asmr_cli.io.video import read_video  # noqa: E402
 
 DATA = Path("/work/shared/data/video")
 OUT = Path(__file__).resolve().parent / "out"
-CRFS = [45, 40, 35, 30, 25, 20, 17]
+CRFS = {"x264": [45, 40, 35, 30, 25, 20, 17], "x265": [45, 40, 35, 30, 25, 20, 17],
+        "vp9": [63, 58, 52, 46, 40, 32, 24]}
+KEEP: Path | None = None  # --keep: where the asmr files are copied
+ANCHOR_NAMES = {"x264": "x264 medium", "x265": "x265 medium", "vp9": "VP9 (libvpx)"}
 
 
-def x264_point(frames: np.ndarray, fps, crf: int) -> dict:
-    """Encode with libx264 (preset medium, yuv420p) in memory, decode, measure."""
-    import av
+def anchor_point(clip, codec: str, crf: int) -> dict:
+    """One anchor encode (io/video.encode_stream: yuv420p, in memory), decoded and measured;
+    bytes are the bare stream's (packets and codec headers, no container)."""
+    from asmr_cli.io.video import decode_stream, encode_stream
 
-    t, h, w, _ = frames.shape
-    buf = io.BytesIO()
+    t, h, w = clip.count, clip.height, clip.width
     start = time.perf_counter()
-    with av.open(buf, "w", format="mp4") as out:
-        s = out.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": str(crf), "preset": "medium"}
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
+    data, nbytes = encode_stream(clip, codec, crf=crf)
     seconds = time.perf_counter() - start
-    data = buf.getvalue()
-    buf.seek(0)
-    with av.open(buf, "r") as inp:
-        dec = np.stack([f.to_ndarray(format="rgb24") for f in inp.decode(video=0)])
-    return {"codec": "x264 medium", "setting": f"crf {crf}", "bytes": len(data),
-            "bpp": len(data) * 8 / (t * h * w), "psnr": float(np.mean(frame_psnr(frames, dec))),
+    dec = decode_stream(data, w, h)
+    return {"codec": ANCHOR_NAMES[codec], "setting": f"crf {crf}", "bytes": nbytes,
+            "bpp": nbytes * 8 / (t * h * w), "psnr": float(np.mean(frame_psnr(clip.frames, dec))),
             "encode_s": seconds}
 
 
@@ -123,7 +116,7 @@ def plot(rows: list[dict], name: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for codec, style in [("x264", "s-"), ("asmr", "o-")]:
+    for codec, style in [("x264", "s-"), ("x265", "^-"), ("VP9", "v-"), ("asmr", "o-")]:
         pts = sorted((r["bpp"], r["psnr"]) for r in rows if r["codec"].startswith(codec))
         if pts:
             ax.plot(*zip(*pts), style, label=next(r["codec"] for r in rows if r["codec"].startswith(codec)))
@@ -143,14 +136,18 @@ def run_clip(path: Path, rates: list[float], preset: str, frames: str | None, ti
     t, h, w = clip.count, clip.height, clip.width
     name = label or path.name
     print(f"\n### {name}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps\n", flush=True)
-    rows = [x264_point(clip.frames, clip.fps, crf) for crf in CRFS]
-    x264 = list(rows)
+    anchors = {c: [anchor_point(clip, c, crf) for crf in CRFS[c]] for c in CRFS}
+    x264 = anchors["x264"]
+    rows = [r for c in CRFS for r in anchors[c]]
     files = []
     with tempfile.TemporaryDirectory() as d:
         for bpp in rates:
             row, data = asmr_point(path, frames, clip, bpp, preset, time_limit, Path(d))
             rows.append(row)
             files.append((bpp, data))
+            if KEEP:
+                KEEP.mkdir(parents=True, exist_ok=True)
+                (KEEP / f"{Path(name).stem}_{bpp}.asmr").write_bytes(data)
             print(f"  asmr --bpp {bpp}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, {row['encode_s']:.0f} s, "
                   f"{row['iterations']} steps, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
     print("| codec | setting | bpp | PSNR (dB) | x264 at same bpp | encode s | peak RSS MB |")
@@ -163,9 +160,10 @@ def run_clip(path: Path, rates: list[float], preset: str, frames: str | None, ti
               f"| {rss} |")
     ours = [r for r in rows if r["codec"].startswith("asmr")]
     if len(ours) >= 2:
-        bd = bd_rate([r["bpp"] for r in x264], [r["psnr"] for r in x264], [r["bpp"] for r in ours],
-                     [r["psnr"] for r in ours])
-        print(f"\nBD-rate of asmr against x264 medium: {bd:+.1f}% (over the PSNR range both cover)")
+        for c, pts in anchors.items():
+            bd = bd_rate([r["bpp"] for r in pts], [r["psnr"] for r in pts], [r["bpp"] for r in ours],
+                         [r["psnr"] for r in ours])
+            print(f"\nBD-rate of asmr against {ANCHOR_NAMES[c]}: {bd:+.1f}% (over the PSNR range both cover)")
     a = ours[0]
     print(f"\nASMR decoder (format {a['format_version']}): {a['macs_per_pixel']:.0f} MAC/pixel vs "
           f"{a['unshared_macs_per_pixel']:.0f} without activation sharing; groups of frames: {a['groups']}")
@@ -199,12 +197,15 @@ def main() -> None:
     ap.add_argument("--long", action="store_true", help="also bikes.mp4 (250 frames, 640x272) at --long-rate")
     ap.add_argument("--hd", action="store_true", help="also bikes' first 100 frames at 1280x720 at --long-rate")
     ap.add_argument("--only-extra", action="store_true", help="skip --clip (run only --long / --hd)")
-    ap.add_argument("--rates", default="0.05,0.1,0.25", help="ASMR bpp targets, comma-separated")
+    ap.add_argument("--rates", default="0.025,0.05,0.1,0.25", help="ASMR bpp targets, comma-separated")
     ap.add_argument("--long-rate", type=float, default=0.1)
     ap.add_argument("--preset", default="default")
     ap.add_argument("--frames", default=None, help="START:END of the clip")
     ap.add_argument("--time-limit", type=float, default=None, help="per ASMR encode, seconds")
+    ap.add_argument("--keep", type=Path, default=None, help="copy the asmr files into this folder")
     args = ap.parse_args()
+    global KEEP
+    KEEP = args.keep
     print("command: python " + " ".join(sys.argv) + f"  (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})")
     rates = [float(x) for x in args.rates.split(",")]
     if not args.only_extra:

@@ -16,7 +16,7 @@ from ..latent.codec import WEIGHT_BITS_CHOICES, quantise_synthesis
 from ..latent.encoder import layout_for, network_bytes, rescale
 from ..latent.format import LatentHeader
 from ..latent.latents import Layout, by_level, synthesize_numpy
-from ..latent.ratefit import RATE_TOLERANCE, fit_rate
+from ..latent.ratefit import fit_rate
 from .codec import pack_clip
 from .format import overhead
 
@@ -130,6 +130,9 @@ def encode(clip: np.ndarray, header: LatentHeader, target: Target, preset: str, 
 KEEP_MAX = 2.5  # the widest dead zone the rate fit tries (in quantisation steps)
 RATE_TRIES = 6  # codings of the whole clip the rate fit may try
 CLIP_CLOSE = 0.02  # ... stopping once the file is this close under the budget
+KEEP_START = 0.55  # the first dead zone tried when the trained file is over budget
+KEEP_STEP = 0.04  # ... bisected down to this width
+BPP_SLACK = 0.04  # an explicit --bpp this close under is kept (--bpp promises 5%): no rescaling
 
 
 def _kept(frames: list[list[np.ndarray]], keep: float) -> list[list[np.ndarray]]:
@@ -151,35 +154,40 @@ def _kept(frames: list[list[np.ndarray]], keep: float) -> list[list[np.ndarray]]
 
 def _fit_clip_rate(file_at, target: Target) -> bytes:
     """The file as trained when it meets the target. Over budget: a dead zone (_kept) wide
-    enough to fit, found by regula falsi on its width (each try codes the whole clip, so
-    at most RATE_TRIES tries, stopping within CLIP_CLOSE under the budget). Under an
-    explicit --bpp by more than RATE_TOLERANCE, or over even at KEEP_MAX: the image
-    encoder's rescaling, which costs more."""
+    enough to fit, starting at KEEP_START (trained latents sit at the rounding boundaries,
+    where a slightly wider zone saves most: docs/video.md) and bisected on its width (each
+    try codes the whole clip, so at most RATE_TRIES tries, stopping within CLIP_CLOSE under
+    the budget). Under an explicit --bpp by more than BPP_SLACK (inside the 5% --bpp
+    promises), or over even at KEEP_MAX: the image encoder's rescaling, which costs more."""
     budget = target.budget_bytes
     data = file_at()
     if len(data) <= budget:
-        if target.bpp is None or len(data) >= (1 - RATE_TOLERANCE) * budget:
+        if target.bpp is None or len(data) >= (1 - BPP_SLACK) * budget:
             return data
         return _rescaled(file_at, budget, data)
-    widest = file_at(keep=KEEP_MAX)
-    if len(widest) > budget:
-        return fit_rate(lambda scale=1.0, prune=0: file_at(scale, KEEP_MAX), target, 0)[0]
-    goal = (1 - CLIP_CLOSE / 2) * budget
-    (k_lo, s_lo), (k_hi, s_hi), best = (0.5, len(data)), (KEEP_MAX, len(widest)), widest
-    for _ in range(RATE_TRIES):
-        t = (s_lo - goal) / max(1, s_lo - s_hi)
-        k = k_lo + min(0.9, max(0.1, t)) * (k_hi - k_lo)
+    k_lo, k_hi, best = 0.5, None, None
+    first = file_at(keep=KEEP_START)
+    if len(first) <= budget:
+        k_hi, best = KEEP_START, first
+    else:
+        k_lo = KEEP_START
+        widest = file_at(keep=KEEP_MAX)
+        if len(widest) > budget:
+            return fit_rate(lambda scale=1.0, prune=0: file_at(scale, KEEP_MAX), target, 0)[0]
+        k_hi, best = KEEP_MAX, widest
+    for _ in range(RATE_TRIES):  # the narrowest zone that fits: the least distortion
+        if k_hi - k_lo < KEEP_STEP:
+            break
+        k = 0.5 * (k_lo + k_hi)
         cand = file_at(keep=k)
         if len(cand) <= budget:
-            best, k_hi, s_hi = cand, k, len(cand)
-            if len(cand) >= (1 - CLIP_CLOSE) * budget:
-                break
+            best, k_hi = cand, k
         else:
-            k_lo, s_lo = k, len(cand)
-    if target.bpp is not None and len(best) < (1 - RATE_TOLERANCE) * budget:
+            k_lo = k
+    if target.bpp is not None and len(best) < (1 - BPP_SLACK) * budget:
         # the size can jump with the zone's width (carphone_8f: 3,853 bytes at 0.5, 3,017 at
         # 0.515 for a 3,456 budget): the latents rescaled towards the budget from there
-        return _rescaled(lambda scale=1.0: file_at(scale, k_hi), budget, best)
+        return _rescaled(lambda scale=1.0, _k=k_hi: file_at(scale, _k), budget, best)
     return best
 
 

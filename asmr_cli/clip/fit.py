@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,25 @@ class ClipFitResult:
     lam: float
     seconds: float
     estimated_seconds: float | None
+    prediction: np.ndarray | None = None  # format 7: the last refreshed prediction (C, T, H, W)
+
+
+@dataclass
+class Prediction:
+    """Format 7: frames predicted from the decoded frame before them. `start` (C, T, H, W)
+    the first prediction (0 on intra frames), `starts[t]` whether frame t starts a segment
+    (no temporal context), `weights` the distortion weight of each frame, and `refresh`,
+    given the synthesis weights and every frame's rounded latents, the prediction of every
+    frame as the decoder would make it (closed loop, from the frames decoded so far)."""
+
+    start: np.ndarray
+    starts: list[bool]
+    weights: list[float]
+    refresh: Callable[[dict, list[list[np.ndarray]]], np.ndarray]
+
+
+INTRA_VISITS = 0.5  # format 7: this share of the steps train an intra frame alone (everything depends on it)
+REFRESH_COST = 0.1  # the prediction is refreshed when that keeps its share of the time below this
 
 
 KEEP_BELOW = 0.75  # warm start: a latent this close (in steps) to the previous frame's takes its value
@@ -113,6 +133,7 @@ class ClipModel(LatentModel):
     model with temporal inputs."""
 
     temporal = True
+    warm_start = True  # format 7 codes residuals: each frame starts from its own pyramid
 
     def __init__(self, layout: Layout, clip: torch.Tensor, lam: float):
         super().__init__(layout, clip, lam)
@@ -131,6 +152,9 @@ class ClipModel(LatentModel):
             c["c_w3"][0, 0], c["c_w3"][0, 1] = 1.0, -1.0
 
     def _pyramid(self, image: torch.Tensor) -> list[torch.Tensor]:
+        if not self.warm_start:
+            per_frame = [residual_pyramid(self.layout, image[:, t]) for t in range(image.shape[1])]
+            return [torch.stack([f[lv] for f in per_frame], 1) / self.gains[lv] for lv in range(self.layout.levels)]
         return clip_pyramid(self.layout, image, self.gains)
 
     def render_window(self, latents: list[torch.Tensor], pixels: torch.Tensor) -> torch.Tensor:
@@ -148,12 +172,14 @@ class ClipModel(LatentModel):
         return mlp(TORCH, lay, p, up2_at(a1, rest // lay.width, rest % lay.width, t) + p["mod0"] @ z0)
 
     def window_bits(self, latents: list[torch.Tensor], before: list[torch.Tensor] | None, fraction: float,
-                    generator: torch.Generator) -> torch.Tensor:
+                    generator: torch.Generator, starts: list[bool] | None = None) -> torch.Tensor:
         """Estimated bits per frame of a window (frames,), `before` the rounded latents of
-        the frame before the window (None when the window starts the group)."""
+        the frame before the window (None when the window starts the group); `starts`
+        (format 7): per frame of the window, whether it starts a segment (no temporal
+        context)."""
         lay = self.layout
         frames = latents[0].shape[1]
-        has = torch.ones(frames)
+        has = torch.ones(frames) if starts is None else 1.0 - torch.tensor(starts, dtype=torch.float32)
         if before is None:
             has[0] = 0.0
         total = torch.zeros(frames)
@@ -162,20 +188,38 @@ class ClipModel(LatentModel):
             z = latents[lv][pi]
             first = torch.zeros(1, h, w) if before is None else before[lv][pi]
             values = torch.cat([first, z[:-1]])
+            if starts is not None:
+                values = values * has.view(-1, 1, 1)
             parent = latents[lv + 1][lay.planes(lv + 1).index(plane)] if lv + 1 < lay.levels else None
             total = total + grid_bits(self.ctx, k, z, parent, fraction, generator, (values, has))
         return total
 
 
+class ResidualClipModel(ClipModel):
+    """Format 7: the latents code what the prediction misses, each frame from its own pyramid."""
+
+    warm_start = False
+
+
 def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
-             progress: Progress | None = None) -> ClipFitResult:
-    """clip: (C, T, H, W) float32 in [0, 1], one group of frames."""
+             progress: Progress | None = None, prediction: Prediction | None = None) -> ClipFitResult:
+    """clip: (C, T, H, W) float32 in [0, 1], one group of frames. With `prediction` (format
+    7), each frame's output is its prediction plus the synthesis, the prediction refreshed
+    from the frames as decoded now and then (its inputs are held fixed in between)."""
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     target = torch.from_numpy(np.ascontiguousarray(clip, np.float32))
     c, frames = layout.channels, clip.shape[1]
-    model = ClipModel(layout, target, cfg.lam)
+    pred = starts = weights = None
+    refreshed, refresh_cost = start, 0.0
+    if prediction is None:
+        model = ClipModel(layout, target, cfg.lam)
+    else:
+        pred = torch.from_numpy(np.ascontiguousarray(prediction.start, np.float32))
+        starts = prediction.starts
+        weights = torch.tensor(prediction.weights, dtype=torch.float32)
+        model = ResidualClipModel(layout, target - pred, cfg.lam)
     per = layout.height * layout.width
     window = max(1, min(frames, WINDOW_PIXELS // per))
     nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
@@ -192,15 +236,23 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
         ratio = sched.lr_ratio(step)
         opt.param_groups[0]["lr"] = cfg.net_lr * ratio
         hard = sched.hard(step)
-        t0 = int(torch.randint(0, frames - window + 1, (1,), generator=gen))
-        t1 = t0 + window
+        span = window
+        if prediction is None:
+            t0 = int(torch.randint(0, frames - window + 1, (1,), generator=gen))
+        elif float(torch.rand(1, generator=gen)) < INTRA_VISITS:  # an intra frame alone: a cheap step
+            firsts = [t for t in range(frames) if starts[t]]
+            t0, span = firsts[int(torch.randint(0, len(firsts), (1,), generator=gen))], 1
+        else:  # every frame in as many windows: the intra frame at the edge as often as the rest
+            t0 = min(max(0, int(torch.randint(1 - window, frames, (1,), generator=gen))), frames - window)
+        t1 = t0 + span
         win = [z[:, t0:t1].clone().requires_grad_(True) for z in lat]
         if hard:
             zs = [z + (torch.round(z) - z).detach() for z in win]
         else:
             zs = [z + torch.rand(z.shape, generator=gen) - 0.5 for z in win]
-        before = [torch.round(z[:, t0 - 1:t0]) for z in lat] if t0 else None
-        n = window * per
+        before = [torch.round(z[:, t0 - 1:t0]) for z in lat] if t0 and not (starts and starts[t0]) else None
+        win_starts = None if starts is None else starts[t0:t1]
+        n = span * per
         if n > SAMPLE_ABOVE and cfg.pixel_fraction < 1:
             pixels = torch.randint(0, n, (max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS)),),
                                    generator=gen)
@@ -208,8 +260,12 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
             pixels = torch.arange(n)
         out = model.render_window(zs, pixels)
         ref = target[:, t0:t1].reshape(c, -1)[:, pixels]
-        mse = ((out - ref) ** 2).mean()
-        bits = model.window_bits(zs, before, cfg.rate_fraction, gen)
+        if pred is None:
+            mse = ((out - ref) ** 2).mean()
+        else:
+            out = out + pred[:, t0:t1].reshape(c, -1)[:, pixels]
+            mse = (((out - ref) ** 2).mean(0) * weights[t0 + pixels // per]).mean()
+        bits = model.window_bits(zs, before, cfg.rate_fraction, gen, win_starts)
         loss = mse + sched.lam * bits.sum() / n
         if hard:  # rounded latents: the estimate is what the coder will spend
             frame_bits[t0:t1] = bits.detach()
@@ -219,7 +275,8 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
             # the noisy estimate is no guide (see clip_encoder.STEER_RANGE): the rate of the
             # rounded window, while lam can still move it
             with torch.no_grad():
-                rounded = model.window_bits([torch.round(z) for z in win], before, cfg.rate_fraction, gen)
+                rounded = model.window_bits([torch.round(z) for z in win], before, cfg.rate_fraction, gen,
+                                            win_starts)
             frame_bits[t0:t1] = rounded
             seen[t0:t1] = True
             sched.steer(step, float(frame_bits[seen].mean()) * frames, NOISE_PHASE_AIM)
@@ -229,7 +286,7 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
         opt.step()
         with torch.no_grad():  # Adam on the window's latents alone, bias-corrected per frame
             visits[t0:t1] += 1
-            shape = (1, window, 1, 1)
+            shape = (1, span, 1, 1)
             c1 = (1 - b1 ** visits[t0:t1]).view(shape)
             c2 = (1 - b2 ** visits[t0:t1]).view(shape)
             lr = cfg.latent_lr * ratio
@@ -240,11 +297,21 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
                 vs.mul_(b2).addcmul_(g, g, value=1 - b2)
                 z[:, t0:t1] -= lr * (ms / c1) / ((vs / c2).sqrt() + ADAM_EPS)
         step += 1
+        if prediction is not None and time.perf_counter() - refreshed > refresh_cost / REFRESH_COST:
+            t_r = time.perf_counter()
+            pred = torch.from_numpy(prediction.refresh(model.networks()[0], _rounded_frames(layout, lat)))
+            refreshed, refresh_cost = time.perf_counter(), time.perf_counter() - t_r
         sched.report(step, mse, progress)
         if sched.finished(step):
             break
     syn, ctx = model.networks()
     out_latents = [[lat[lv][layout.planes(lv).index(p), t].numpy().astype(np.float32)
                     for lv, p, _ in layout.grids()] for t in range(frames)]
-    return ClipFitResult(syn, ctx, out_latents, step, sched.lam, time.perf_counter() - start, sched.estimated)
+    return ClipFitResult(syn, ctx, out_latents, step, sched.lam, time.perf_counter() - start, sched.estimated,
+                         None if pred is None else pred.numpy())
+
+
+def _rounded_frames(layout: Layout, lat: list[torch.Tensor]) -> list[list[np.ndarray]]:
+    """Every frame's rounded latents, per level (planes, h, w) as the synthesis reads them."""
+    return [[torch.round(z[:, t]).numpy().astype(np.float32) for z in lat] for t in range(lat[0].shape[1])]
 

@@ -37,6 +37,12 @@ def moving(t=6, h=24, w=32, speed=1, seed=0) -> Clip:
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def test_the_encoder_writes_format_4_by_default():
+    from asmr_cli.clip import family
+
+    assert family.WRITE_MOTION is False
+
+
 @pytest.fixture(scope="module")
 def encoded():
     clip = moving()
@@ -180,3 +186,21 @@ def test_rescaling_towards_an_explicit_rate_stays_under_and_close():
 
     out = _rescaled(file_at, 1500, file_at())
     assert (1 - CLIP_CLOSE) * 1500 <= len(out) <= 1500 and len(calls) <= 7
+
+
+def test_rate_fit_takes_the_narrowest_dead_zone_that_fits():
+    """Over budget, the zone starts at KEEP_START and is bisected to the narrowest width
+    that fits (not the first size within 2%, which may be the widest zone)."""
+    from asmr_cli.clip import encoder as enc
+    from asmr_cli.core.rates import Target
+
+    tried = []
+
+    def file_at(scale=1.0, keep=0.5):
+        tried.append(keep)
+        return b"x" * int(2000 - 400 * min(keep, 1.5))  # fits from keep 1.25 on (1500 bytes)
+
+    out = enc._fit_clip_rate(file_at, Target(1500, None))
+    fitting = [k for k in tried if 2000 - 400 * min(k, 1.5) <= 1500]
+    assert len(out) <= 1500 and min(fitting) - 1.25 <= enc.KEEP_STEP
+    assert tried[:2] == [0.5, enc.KEEP_START] and len(tried) <= 3 + enc.RATE_TRIES

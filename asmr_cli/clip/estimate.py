@@ -1,0 +1,180 @@
+"""Motion estimation for format version 7's encoder (numpy; never imported by the decoder).
+
+Per P frame, against the source frame before it: a global translation found coarse to
+fine (4x and 2x reductions, then full resolution), a block matching cost volume around it
+(luma SSE per block for every integer displacement in a window), vectors chosen row by
+row with a rate term against the left neighbour's vector (what the coder predicts from),
+refined to half then quarter pixels through the decoder's own interpolation. Then the
+frame's mode is the cheapest of none, global and field in SSE + mu * bits, where mu is
+what a bit is worth in the training's loss."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..container import entropy
+from . import motion
+
+SEARCH = 7  # integer search radius around the global vector, full resolution
+COARSE_SEARCH = 8  # at 1/4 resolution (so +-32 pixels)
+GLOBAL_BITS = 24.0  # about what a global vector costs
+MODE_BITS = 2.0
+SUB_PIXEL = True  # refine to quarter pixels (False: integer vectors, the ablation)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def luma(frame: np.ndarray) -> np.ndarray:
+    return frame.astype(np.float32) @ LUMA if frame.shape[-1] >= 3 else frame[..., 0].astype(np.float32)
+
+
+def _shift(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """img sampled at (y + dy, x + dx), edges clamped."""
+    h, w = img.shape[:2]
+    rows = np.clip(np.arange(h) + dy, 0, h - 1)
+    cols = np.clip(np.arange(w) + dx, 0, w - 1)
+    return img[rows][:, cols]
+
+
+def _reduce(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+    x = img[:h, :w]
+    return 0.25 * (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2])
+
+
+def global_vector(cur: np.ndarray, ref: np.ndarray) -> tuple[int, int]:
+    """The integer translation (dy, dx) of the whole frame, coarse to fine, luma SSE."""
+    pyr = [(cur, ref)]
+    for _ in range(2):
+        c, r = pyr[-1]
+        if min(c.shape) < 16:
+            break
+        pyr.append((_reduce(c), _reduce(r)))
+    gy = gx = 0
+    for i, (c, r) in enumerate(reversed(pyr)):
+        radius = COARSE_SEARCH if i == 0 else 2
+        if i:
+            gy, gx = 2 * gy, 2 * gx
+        m = max(1, min(c.shape) // 8)  # edges left out (clamped samples)
+        best = None
+        for dy in range(gy - radius, gy + radius + 1):
+            for dx in range(gx - radius, gx + radius + 1):
+                d = float(np.mean((c[m:-m, m:-m] - _shift(r, dy, dx)[m:-m, m:-m]) ** 2))
+                if best is None or d < best[0]:
+                    best = (d, dy, dx)
+        _, gy, gx = best
+    return gy, gx
+
+
+def _block_sums(x: np.ndarray, block: int) -> np.ndarray:
+    h, w = x.shape
+    by, bx = -(-h // block), -(-w // block)
+    pad = np.zeros((by * block, bx * block), x.dtype)
+    pad[:h, :w] = x
+    return pad.reshape(by, block, bx, block).sum(axis=(1, 3))
+
+
+def _vector_bits(d: np.ndarray) -> np.ndarray:
+    """Approximate bits of a vector difference (..., 2) in quarter pixels."""
+    return (1.0 + 2.0 * np.log2(1.0 + np.abs(d))).sum(-1)
+
+
+def block_field(cur: np.ndarray, ref: np.ndarray, g: tuple[int, int], block: int, mu_luma: float) -> np.ndarray:
+    """Integer block vectors (by, bx, 2) in quarter pixels, around the global vector g,
+    chosen with a rate term against the left neighbour."""
+    disps = [(g[0] + dy, g[1] + dx) for dy in range(-SEARCH, SEARCH + 1) for dx in range(-SEARCH, SEARCH + 1)]
+    if (0, 0) not in disps:
+        disps.append((0, 0))
+    cost = np.stack([_block_sums((cur - _shift(ref, dy, dx)) ** 2, block) for dy, dx in disps])  # (D, by, bx)
+    vecs = np.array(disps, np.int32) * 4  # (D, 2)
+    _, by, bx = cost.shape
+    out = np.zeros((by, bx, 2), np.int32)
+    left = np.zeros((by, 2), np.int32)
+    for j in range(bx):
+        bits = _vector_bits(vecs[:, None, :] - left[None, :, :])  # (D, by)
+        pick = np.argmin(cost[:, :, j] + mu_luma * bits, axis=0)
+        out[:, j] = vecs[pick]
+        left = out[:, j]
+    return out
+
+
+def _block_sse(cur: np.ndarray, pred: np.ndarray, block: int) -> np.ndarray:
+    return _block_sums((cur - luma(pred)) ** 2, block)
+
+
+def refine(cur: np.ndarray, ref8: np.ndarray, field: np.ndarray, block: int, filt: int) -> np.ndarray:
+    """Block vectors refined to half, then quarter pixels (the decoder's interpolation, luma)."""
+    h, w = cur.shape
+    ref1 = np.round(luma(ref8)).clip(0, 255).astype(np.uint8)[..., None]
+    field = field.copy()
+    for step in (2, 1) if SUB_PIXEL else ():
+        best = None
+        for ddy in (-step, 0, step):
+            for ddx in (-step, 0, step):
+                cand = field + np.array([ddy, ddx], np.int32)
+                dy, dx = motion.pixel_field(cand, h, w, block)
+                sse = _block_sums((cur - motion.warp(ref1, dy, dx, filt)[..., 0].astype(np.float32)) ** 2, block)
+                if best is None:
+                    best, choice = sse, np.broadcast_to(cand, cand.shape).copy()
+                else:
+                    better = sse < best
+                    best = np.where(better, sse, best)
+                    choice[better] = cand[better]
+        field = choice
+    return field
+
+
+def refine_global(cur: np.ndarray, ref8: np.ndarray, g: np.ndarray, filt: int) -> tuple[np.ndarray, float]:
+    ref1 = np.round(luma(ref8)).clip(0, 255).astype(np.uint8)[..., None]
+    best = None
+    for step in (2, 1) if SUB_PIXEL else (0,):
+        centre = g if best is None else best[1]
+        for ddy in (-step, 0, step):
+            for ddx in (-step, 0, step):
+                v = centre + np.array([ddy, ddx], np.int32)
+                sse = float(np.sum((cur - motion.warp(ref1, int(v[0]), int(v[1]), filt)[..., 0]) ** 2))
+                if best is None or sse < best[0]:
+                    best = (sse, v)
+    return best[1], best[0]
+
+
+def field_bits(field: np.ndarray) -> float:
+    coded = entropy.encode(field[None], (0, 1, 2))
+    return 32.0 * coded.words.size + 48.0
+
+
+def estimate(frames: np.ndarray, p_frames: list[int], block: int, filt: int, mu: float,
+             search: bool = True) -> list[tuple[int, np.ndarray | None, np.ndarray | None]]:
+    """frames (T, H, W, C) uint8 (the source); for each P frame t (predicted from t - 1) its
+    (mode, global vector, field). mu: the loss's worth of one bit in SSE over all channels
+    on the 0-255 scale. search=False: every P frame NONE (the ablation's no-motion start)."""
+    out = []
+    c = frames.shape[-1]
+    for t in p_frames:
+        if not search:
+            out.append((motion.NONE, None, None))
+            continue
+        cur8, ref8 = frames[t], frames[t - 1]
+        cur, ref = luma(cur8), luma(ref8)
+        mu_luma = mu / c  # luma SSE stands for the channels' mean
+        g = global_vector(cur, ref)
+        field = refine(cur, ref8, block_field(cur, ref, g, block, mu_luma), block, filt)
+        gvec, _ = refine_global(cur, ref8, np.array(g, np.int32) * 4, filt)
+
+        def rgb_sse(pred: np.ndarray, _cur=cur8) -> float:
+            return float(np.sum((_cur.astype(np.float32) - pred.astype(np.float32)) ** 2))
+
+        g_pred = motion.predict(ref8, motion.GLOBAL, gvec, None, block, filt)
+        f_pred = motion.predict(ref8, motion.FIELD, None, field, block, filt)
+        costs = [
+            (rgb_sse(ref8) + mu * MODE_BITS, motion.NONE, None, None),
+            (rgb_sse(g_pred) + mu * (MODE_BITS + GLOBAL_BITS), motion.GLOBAL, gvec, None),
+            (rgb_sse(f_pred) + mu * (MODE_BITS + field_bits(field)), motion.FIELD, None, field),
+        ]
+        _, mode, vec, fld = min(costs, key=lambda x: x[0])
+        out.append((mode, vec, fld))
+    return out
+
+
+def mu_for(lam: float, channels: int) -> float:
+    """A bit's worth in SSE on the 0-255 scale summed over channels, for the loss mse + lam * bits / n."""
+    return lam * channels * 255.0 ** 2

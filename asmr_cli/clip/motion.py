@@ -1,0 +1,83 @@
+"""Motion compensation of format version 7: a decoded 8-bit reference frame warped by a
+block-constant motion field, in integer arithmetic only (numpy, no torch).
+
+A frame's motion is one of three modes: none (the reference as it is), one global vector,
+or a field of one vector per BLOCK x BLOCK block. Vectors are (dy, dx) in quarter pixels:
+the sample for pixel (y, x) is the reference at (y + dy / 4, x + dx / 4), positions
+outside the frame clamped to its edge. The sub-pixel value is interpolated by one of two
+separable filters, both in integers:
+
+- bilinear: weights (4 - f, f) / 4 per axis, one rounding at the end (sum / 16);
+- cubic: Catmull-Rom taps at quarter positions in 1/64 ((0, 64, 0, 0), (-4, 55, 15, -2),
+  (-4, 36, 36, -4), (-2, 15, 55, -4)), one rounding at the end (sum / 4096), clipped to
+  [0, 255].
+
+Every intermediate is an integer well inside int32 (|sum| < 255 * 75 * 75), so the
+prediction is the same bits on every machine and thread count: the decoder's only float
+work is the latent synthesis of the residual added to it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NONE, GLOBAL, FIELD = 0, 1, 2
+MODES = (NONE, GLOBAL, FIELD)
+BILINEAR, CUBIC = 0, 1
+FILTERS = (BILINEAR, CUBIC)
+BLOCKS = (4, 8, 16, 32)
+MAX_VECTOR = 1 << 14  # |component| in quarter pixels
+
+_CUBIC_TAPS = np.array([[0, 64, 0, 0], [-4, 55, 15, -2], [-4, 36, 36, -4], [-2, 15, 55, -4]], np.int32)
+
+
+def pixel_field(vectors: np.ndarray, height: int, width: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """(by, bx, 2) block vectors -> per-pixel (H, W) dy and dx (int32, quarter pixels)."""
+    v = np.asarray(vectors, np.int32)
+    full = np.repeat(np.repeat(v, block, axis=0), block, axis=1)[:height, :width]
+    return full[..., 0], full[..., 1]
+
+
+def blocks_of(height: int, width: int, block: int) -> tuple[int, int]:
+    return -(-height // block), -(-width // block)
+
+
+def warp(ref: np.ndarray, dy: np.ndarray | int, dx: np.ndarray | int, filt: int = BILINEAR) -> np.ndarray:
+    """ref (H, W, C) uint8 sampled at (y + dy/4, x + dx/4): (H, W, C) uint8. dy, dx: per-pixel
+    (H, W) int arrays or single ints (quarter pixels)."""
+    h, w, _ = ref.shape
+    rows = np.arange(h, dtype=np.int32)[:, None] * 4 + np.asarray(dy, np.int32)
+    cols = np.arange(w, dtype=np.int32)[None, :] * 4 + np.asarray(dx, np.int32)
+    rows, cols = np.broadcast_arrays(rows, cols)
+    iy, fy = rows >> 2, rows & 3
+    ix, fx = cols >> 2, cols & 3
+    src = ref.astype(np.int32)
+    if filt == BILINEAR:
+        y0, y1 = np.clip(iy, 0, h - 1), np.clip(iy + 1, 0, h - 1)
+        x0, x1 = np.clip(ix, 0, w - 1), np.clip(ix + 1, 0, w - 1)
+        wy, wx = fy[..., None], fx[..., None]
+        top = (4 - wx) * src[y0, x0] + wx * src[y0, x1]
+        bot = (4 - wx) * src[y1, x0] + wx * src[y1, x1]
+        out = ((4 - wy) * top + wy * bot + 8) >> 4
+        return out.astype(np.uint8)
+    ty, tx = _CUBIC_TAPS[fy], _CUBIC_TAPS[fx]  # (H, W, 4)
+    acc = np.zeros(ref.shape, np.int32)
+    for a in range(4):
+        ya = np.clip(iy + a - 1, 0, h - 1)
+        row = np.zeros(ref.shape, np.int32)
+        for b in range(4):
+            row += tx[..., b, None] * src[ya, np.clip(ix + b - 1, 0, w - 1)]
+        acc += ty[..., a, None] * row
+    return np.clip((acc + 2048) >> 12, 0, 255).astype(np.uint8)
+
+
+def predict(ref: np.ndarray, mode: int, vector: np.ndarray | None, field: np.ndarray | None, block: int,
+            filt: int) -> np.ndarray:
+    """The prediction of a frame from its reference (H, W, C) uint8 for one frame's motion."""
+    h, w, _ = ref.shape
+    if mode == NONE:
+        return ref.copy()
+    if mode == GLOBAL:
+        return warp(ref, int(vector[0]), int(vector[1]), filt)
+    dy, dx = pixel_field(field, h, w, block)
+    return warp(ref, dy, dx, filt)
