@@ -93,24 +93,9 @@ def encode(clip: np.ndarray, header: LatentHeader, target: Target, preset: str, 
 
         fits.append(fit_clip(layout, part, cfg, report))
         done_steps += fits[-1].iterations
-    n = frames * layout.height * layout.width
     lam = float(np.mean([f.lam for f in fits]))
 
-    # the synthesis weights' precision: the least distortion + lam * rate, on a few frames
-    best = None
-    for bits in WEIGHT_BITS_CHOICES:
-        err, size = 0.0, 0
-        for (s, e), f in zip(spans, fits):
-            tensors, weights = quantise_synthesis(layout, f.synthesis, bits)
-            size += sum(len(pack_tensor(t)) for t in tensors)
-            checked = np.unique(np.linspace(0, e - s - 1, min(CHECK_FRAMES, e - s)).astype(int))
-            for t in checked:
-                out = synthesize_numpy(layout, weights, [np.rint(z) for z in by_level(layout, f.latents[t])])
-                err += float(np.mean((np.clip(out, 0, 1) - clip[:, s + t]) ** 2)) * (e - s) / len(checked)
-        score = err / frames + lam * size * 8 / n
-        if best is None or score < best[0]:
-            best = (score, bits)
-    bits = best[1]
+    bits = weight_bits(layout, clip, spans, fits, lam)
 
     def file_at(scale: float = 1.0, keep: float = 0.5) -> bytes:
         groups = []
@@ -133,6 +118,29 @@ CLIP_CLOSE = 0.02  # ... stopping once the file is this close under the budget
 KEEP_START = 0.55  # the first dead zone tried when the trained file is over budget
 KEEP_STEP = 0.04  # ... bisected down to this width
 BPP_SLACK = 0.04  # an explicit --bpp this close under is kept (--bpp promises 5%): no rescaling
+
+
+def weight_bits(layout, clip: np.ndarray, spans: list[tuple[int, int]], fits: list, lam: float) -> int:
+    """The synthesis weights' precision: the least distortion + lam * rate, on a few frames
+    of each group (format 7: each frame plus its last training prediction)."""
+    frames = clip.shape[1]
+    n = frames * layout.height * layout.width
+    best = None
+    for bits in WEIGHT_BITS_CHOICES:
+        err, size = 0.0, 0
+        for (s, e), f in zip(spans, fits):
+            tensors, weights = quantise_synthesis(layout, f.synthesis, bits)
+            size += sum(len(pack_tensor(t)) for t in tensors)
+            checked = np.unique(np.linspace(0, e - s - 1, min(CHECK_FRAMES, e - s)).astype(int))
+            for t in checked:
+                out = synthesize_numpy(layout, weights, [np.rint(z) for z in by_level(layout, f.latents[t])])
+                if getattr(f, "prediction", None) is not None:
+                    out = out + f.prediction[:, t]
+                err += float(np.mean((np.clip(out, 0, 1) - clip[:, s + t]) ** 2)) * (e - s) / len(checked)
+        score = err / frames + lam * size * 8 / n
+        if best is None or score < best[0]:
+            best = (score, bits)
+    return best[1]
 
 
 def _kept(frames: list[list[np.ndarray]], keep: float) -> list[list[np.ndarray]]:

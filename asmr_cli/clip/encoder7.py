@@ -12,12 +12,11 @@ import numpy as np
 from ..container.tensors import pack_tensor
 from ..core.presets import CLIP_PRESETS
 from ..core.rates import Target
-from ..latent.codec import WEIGHT_BITS_CHOICES, quantise_synthesis
 from ..latent.encoder import network_bytes, rescale
-from ..latent.latents import by_level, synthesize_numpy
+from ..latent.latents import synthesize_numpy
 from . import motion
 from .codec7 import compose, pack
-from .encoder import AIM_ABOVE, CHECK_FRAMES, STEER_RANGE, ClipEncoding, _fit_clip_rate, _kept
+from .encoder import AIM_ABOVE, STEER_RANGE, ClipEncoding, _fit_clip_rate, _kept, weight_bits
 from .format7 import GroupMotion, MotionHeader, motion_tensors, overhead
 
 INTRA_PERIOD: int | None = None  # frames from one intra frame to the next; None: period_for's rule
@@ -145,26 +144,9 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
 
         fits.append(fit_clip(layout, part, cfg, report, pred))
         done_steps += fits[-1].iterations
-    n = frames * layout.height * layout.width
     lam = float(np.mean([f.lam for f in fits]))
 
-    # the synthesis weights' precision: the least distortion + lam * rate, on a few frames
-    # (each against its last training prediction)
-    best = None
-    for bits in WEIGHT_BITS_CHOICES:
-        err, size = 0.0, 0
-        for (s, e), f in zip(spans, fits):
-            tensors, weights = quantise_synthesis(layout, f.synthesis, bits)
-            size += sum(len(pack_tensor(t)) for t in tensors)
-            checked = np.unique(np.linspace(0, e - s - 1, min(CHECK_FRAMES, e - s)).astype(int))
-            for t in checked:
-                out = synthesize_numpy(layout, weights, [np.rint(z) for z in by_level(layout, f.latents[t])])
-                out = out + f.prediction[:, t]
-                err += float(np.mean((np.clip(out, 0, 1) - clip[:, s + t]) ** 2)) * (e - s) / len(checked)
-        score = err / frames + lam * size * 8 / n
-        if best is None or score < best[0]:
-            best = (score, bits)
-    bits = best[1]
+    bits = weight_bits(layout, clip, spans, fits, lam)
 
     def file_at(scale: float = 1.0, keep: float = 0.5) -> bytes:
         groups = []
