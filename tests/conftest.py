@@ -66,3 +66,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def check_corruptions(decode, data: bytes, seed: int, count: int) -> None:
+    """`count` copies of `data` with three random bytes flipped decode or raise AsmrError
+    (nothing else), and every truncation tried raises AsmrError."""
+    from asmr_cli.core.errors import AsmrError
+
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        bad = bytearray(data)
+        for i in rng.integers(0, len(bad), 3):
+            bad[i] ^= int(rng.integers(1, 256))
+        try:
+            decode(bytes(bad))
+        except AsmrError:
+            pass
+    for cut in (10, len(data) // 2, len(data) - 1):
+        with pytest.raises(AsmrError):
+            decode(bytes(data[:cut]))
