@@ -60,7 +60,9 @@ start = time.perf_counter()
 dec = decode_video(res.data)
 dec_s = time.perf_counter() - start
 s = res.stats
-print(json.dumps({"variant": variant, "bpp": s["bpp"], "psnr": float(np.mean(frame_psnr(clip.frames, dec.frames))),
+per_frame = frame_psnr(clip.frames, dec.frames)
+print(json.dumps({"variant": variant, "bpp": s["bpp"], "psnr": float(np.mean(per_frame)),
+                  "per_frame": [round(float(x), 2) for x in per_frame],
                   "bytes": s["bytes"], "iterations": s["iterations"], "encode_s": enc_s, "decode_s": dec_s,
                   "frames": clip.count, "format": s["format_version"], "motion_modes": s.get("motion_modes"),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -110,6 +112,7 @@ def main() -> None:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--time-limit", default="-")
     ap.add_argument("--iters", default="-")
+    ap.add_argument("--per-frame", action="store_true", help="also print each variant's PSNR frame by frame")
     args = ap.parse_args()
     print("command: python " + " ".join(sys.argv), flush=True)
     if args.drift:
@@ -131,6 +134,8 @@ def main() -> None:
         print(f"| {v} | {r['format']} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['iterations']} | {r['encode_s']:.0f} "
               f"| {r['decode_s']:.2f} | {r['peak_rss_mb']:.0f} | {modes} |  ({time.perf_counter() - t0:.0f} s)",
               flush=True)
+        if args.per_frame:
+            print(f"  {v} per frame: {' '.join(f'{x:.1f}' for x in r['per_frame'])}", flush=True)
 
 
 if __name__ == "__main__":
