@@ -128,9 +128,11 @@ def network_bytes(layout: Layout) -> int:
 # collection fits keep: window steps, soft rounding annealed 0.3 -> 0.1, true rounding for
 # the last 15% of the steps, lam steered from a quarter of the steps on (within 3x of its
 # start, aiming 5% over the rate so that the rate fit prunes rather than rescales). Chosen
-# at equal wall time on centre crops of kodim05, 19 and 23 (docs/rate-distortion.md).
+# at equal wall time on centre crops of kodim05, 19 and 23 (docs/rate-distortion.md). The
+# networks start from the learned start where their widths match (start.py: images of 256K
+# pixels and more), measured on the whole kodim05, 19 and 23.
 IMAGE_RECIPE: dict = {"soft_rounding": True, "ste_fraction": 0.15, "steer_from": 0.25, "steer_range": 3.0,
-                      "steer_aim": 1.05, "steer_memory": 0.95, "keep_finish": True}
+                      "steer_aim": 1.05, "steer_memory": 0.95, "keep_finish": True, "learned_start": True}
 # a step's window: a 24th of the image, at least 2^14 pixels (what the crops were tuned at,
 # and a Kodak image's 24th) and at most 2^18 (larger windows waste less of a step on its
 # fixed cost, so a large photo's pixels get more visits in the same time)

@@ -69,6 +69,8 @@ class LatentFitConfig:
     # start: steps slow down once the rounded rate is computed) and never cut into the
     # rounding finish (without it a late re-plan could end the fit before its finish)
     keep_finish: bool = False
+    # the networks start from the learned start where it fits the layout (start.py; issue 22)
+    learned_start: bool = False
 
 
 SAMPLE_ABOVE = 1 << 16  # below this many pixels (or latents in a grid) every step sees all
@@ -281,7 +283,7 @@ def context_parameters(layout: Layout, temporal: bool = False) -> dict[str, nn.P
 class LatentModel(nn.Module):
     temporal = False  # a clip's context model also sees the previous frame (clip_fit)
 
-    def __init__(self, layout: Layout, image: torch.Tensor, lam: float):
+    def __init__(self, layout: Layout, image: torch.Tensor, lam: float, start: dict[str, np.ndarray] | None = None):
         super().__init__()
         self.layout = layout
         c = layout.channels
@@ -298,6 +300,15 @@ class LatentModel(nn.Module):
                 ctx["c_grid"][k, 0] = centre
                 ctx["c_grid"][k, 1] = math.log(max(0.1, float((z - centre).abs().mean())))
         self.ctx = nn.ParameterDict(ctx)
+        if start is not None:  # the learned start (start.py): its arrays replace the usual first values
+            with torch.no_grad():
+                for name, value in start.items():
+                    if name.startswith("mod"):
+                        self.mods[int(name[3:])].copy_(torch.from_numpy(value))
+                    elif name.startswith("c_"):
+                        self.ctx[name].copy_(torch.from_numpy(value))
+                    else:
+                        getattr(self, name).copy_(torch.from_numpy(value))
 
     def _pyramid(self, image: torch.Tensor) -> list[torch.Tensor]:
         """The starting latents: the residual pyramid in each level's steps."""
@@ -558,7 +569,12 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     target = torch.from_numpy(np.ascontiguousarray(image, np.float32))
-    model = LatentModel(layout, target, cfg.lam).to(device)
+    first = None
+    if cfg.learned_start:
+        from .start import start_for
+
+        first = start_for(layout)
+    model = LatentModel(layout, target, cfg.lam, first).to(device)
     n = layout.height * layout.width
     flat = target.reshape(layout.channels, -1).to(device)
     nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
