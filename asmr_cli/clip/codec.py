@@ -82,22 +82,24 @@ def pack_clip(header: LatentHeader, groups: list[tuple[dict, dict, list[list[np.
     return dumps(header, tensors, streams)
 
 
-def unpack_clip(f: AsmrFile) -> LatentClip:
-    """The networks of every group; latents stay coded until a frame asks for them."""
+def group_networks(f: AsmrFile) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """Every group's (synthesis, context) networks of a clip file (formats 4 and 7), the
+    tensor count checked against the groups first."""
     from ..latent.codec import unpack_networks
 
-    h = f.header
-    lay = h.layout
-    n_grids = len(lay.grids())
-    per_group = len(lay.synthesis_shapes()) + len(cm.parameter_shapes(n_grids, lay.context_hidden, True))
-    groups = []
-    for i, (start, end) in enumerate(h.group_spans()):
-        tensors = f.tensors[i * per_group:(i + 1) * per_group]
-        syn, ctx = unpack_networks(lay, tensors, temporal=True)
-        groups.append(GroupModel(start, end, syn, ctx, f.grids[i]))
-    if len(f.tensors) != per_group * len(groups):
+    lay = f.header.layout
+    per_group = len(lay.synthesis_shapes()) + len(cm.parameter_shapes(len(lay.grids()), lay.context_hidden, True))
+    count = len(f.header.group_spans())
+    if len(f.tensors) != per_group * count:
         raise AsmrError("corrupt file: network count does not match the groups")
-    return LatentClip(h, groups)
+    return [unpack_networks(lay, f.tensors[i * per_group:(i + 1) * per_group], temporal=True) for i in range(count)]
+
+
+def unpack_clip(f: AsmrFile) -> LatentClip:
+    """The networks of every group; latents stay coded until a frame asks for them."""
+    groups = [GroupModel(start, end, syn, ctx, f.grids[i])
+              for i, ((start, end), (syn, ctx)) in enumerate(zip(f.header.group_spans(), group_networks(f)))]
+    return LatentClip(f.header, groups)
 
 
 PIPELINE = 4  # frames decoded ahead of the synthesis thread

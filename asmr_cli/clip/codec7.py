@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..container.file import AsmrFile
-from ..core.errors import AsmrError
 from ..latent import context_model as cm
-from ..latent.codec import LatentImage, context_tensors, quantise_synthesis, render_native, unpack_networks
+from ..latent.codec import LatentImage, context_tensors, quantise_synthesis, render_native
 from ..latent.latents import Layout
 from . import motion
+from .codec import group_networks
 from .format7 import GroupMotion, MotionHeader, dumps
 
 
@@ -48,17 +48,10 @@ class MotionClip:
     def __init__(self, f: AsmrFile):
         h: MotionHeader = f.header
         self.header = h
-        lay = h.layout
-        n_grids = len(lay.grids())
-        per_group = len(lay.synthesis_shapes()) + len(cm.parameter_shapes(n_grids, lay.context_hidden, True))
-        spans = h.group_spans()
-        if len(f.tensors) != per_group * len(spans):
-            raise AsmrError("corrupt file: network count does not match the groups")
         self.groups = []
-        for i, (s, e) in enumerate(spans):
-            syn, ctx = unpack_networks(lay, f.tensors[i * per_group:(i + 1) * per_group], temporal=True)
+        for (s, e), (syn, ctx), mot in zip(h.group_spans(), group_networks(f), f.motion):
             pf = h.p_frames(s, e)
-            self.groups.append(Group7(s, e, syn, ctx, f.motion[i], {t: j for j, t in enumerate(pf)}))
+            self.groups.append(Group7(s, e, syn, ctx, mot, {t: j for j, t in enumerate(pf)}))
         self.segments = h.segment_spans()
         self.streams = f.grids
         self._state: tuple | None = None  # (segment index, next frame, decoder, last latents, last frame)

@@ -98,18 +98,25 @@ def encode(clip: np.ndarray, header: LatentHeader, target: Target, preset: str, 
     bits = weight_bits(layout, clip, spans, fits, lam)
 
     def file_at(scale: float = 1.0, keep: float = 0.5) -> bytes:
-        groups = []
-        for f in fits:
-            syn, ctx, lat = rescale(f.synthesis, f.context, [z for fr in _kept(f.latents, keep) for z in fr], scale)
-            per = len(layout.grids())
-            groups.append((syn, ctx, [lat[j:j + per] for j in range(0, len(lat), per)]))
-        return pack_clip(header, groups, bits)
+        return pack_clip(header, [group_at(layout, f, _kept(f.latents, keep), scale) for f in fits], bits)
 
-    data = _fit_clip_rate(file_at, target)
+    return clip_encoding(_fit_clip_rate(file_at, target), fits, lam, bits)
+
+
+def group_at(layout, fit, frames: list[list[np.ndarray]], scale: float) -> tuple[dict, dict, list[list[np.ndarray]]]:
+    """A group's networks and its frames' latents (per frame, Layout.grids() order) with the
+    latents rescaled by `scale` (latent/encoder.rescale): (synthesis, context, frames)."""
+    syn, ctx, lat = rescale(fit.synthesis, fit.context, [z for fr in frames for z in fr], scale)
+    per = len(layout.grids())
+    return syn, ctx, [lat[j:j + per] for j in range(0, len(lat), per)]
+
+
+def clip_encoding(data: bytes, fits: list, lam: float, bits: int) -> ClipEncoding:
+    """The encoder's result: the file, the steps of every group's fit, the ETA's estimate."""
     estimated = None
     if all(f.estimated_seconds is not None for f in fits):
         estimated = sum(f.estimated_seconds for f in fits)
-    return ClipEncoding(data, done_steps, lam, bits, estimated)
+    return ClipEncoding(data, sum(f.iterations for f in fits), lam, bits, estimated)
 
 
 KEEP_MAX = 2.5  # the widest dead zone the rate fit tries (in quantisation steps)

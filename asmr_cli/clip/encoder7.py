@@ -12,11 +12,11 @@ import numpy as np
 from ..container.tensors import pack_tensor
 from ..core.presets import CLIP_PRESETS
 from ..core.rates import Target
-from ..latent.encoder import network_bytes, rescale
+from ..latent.encoder import network_bytes
 from ..latent.latents import synthesize_numpy
 from . import motion
 from .codec7 import compose, pack
-from .encoder import AIM_ABOVE, STEER_RANGE, ClipEncoding, _fit_clip_rate, _kept, weight_bits
+from .encoder import AIM_ABOVE, STEER_RANGE, ClipEncoding, _fit_clip_rate, _kept, clip_encoding, group_at, weight_bits
 from .format7 import GroupMotion, MotionHeader, motion_tensors, overhead
 
 INTRA_PERIOD: int | None = None  # frames from one intra frame to the next; None: period_for's rule
@@ -150,21 +150,16 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
 
     def file_at(scale: float = 1.0, keep: float = 0.5) -> bytes:
         groups = []
-        per = len(layout.grids())
         for (s, e), f, mot in zip(spans, fits, motions):
             kept = []
             for a, b in header.segment_spans():
                 if s <= a < e:
                     kept += _kept(f.latents[a - s:b - s], keep)
-            syn, ctx, lat = rescale(f.synthesis, f.context, [z for fr in kept for z in fr], scale)
-            groups.append((syn, ctx, mot, [lat[j:j + per] for j in range(0, len(lat), per)]))
+            syn, ctx, frames_at = group_at(layout, f, kept, scale)
+            groups.append((syn, ctx, mot, frames_at))
         return pack(header, groups, bits)
 
-    data = _fit_clip_rate(file_at, target)
-    estimated = None
-    if all(f.estimated_seconds is not None for f in fits):
-        estimated = sum(f.estimated_seconds for f in fits)
-    return ClipEncoding(data, done_steps, lam, bits, estimated)
+    return clip_encoding(_fit_clip_rate(file_at, target), fits, lam, bits)
 
 
 def mode_counts(motions: list[GroupMotion]) -> dict[str, int]:

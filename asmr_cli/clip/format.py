@@ -44,13 +44,16 @@ def parse_header(data: bytes) -> LatentHeader:
                         image.context_hidden, KIND_VIDEO, fps_num, fps_den, group)
 
 
+def read_group_networks(r: Reader, h: LatentHeader) -> list:
+    """Every group's network tensors, in file order (formats 4 and 7)."""
+    return [t for _ in h.group_spans() for t in read_networks(r, h.layout, True)]
+
+
 def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
     h = parse_header(header)
     layout = h.layout
     r = Reader(payload, "payload")
-    tensors = []
-    for _ in h.group_spans():
-        tensors += read_networks(r, layout, True)
+    tensors = read_group_networks(r, h)
     streams = [parse_stream(r, (e - s) * layout.latent_count(), f"frames {s}-{e - 1}") for s, e in h.group_spans()]
     check(r.done(), "payload has trailing bytes")
     return AsmrFile(h, tensors, version, streams)

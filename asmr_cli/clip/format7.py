@@ -24,10 +24,10 @@ from ..container.file import KIND_VIDEO, MAX_AXIS, MAX_SAMPLES, AsmrFile, frame
 from ..container.records import Reader, check
 from ..container.tensors import CodedStream, Tensor, code_tensor, pack_stream, pack_tensor, parse_stream, parse_tensor
 from ..core.errors import AsmrError
-from ..latent.format import LatentHeader, read_header, read_networks
+from ..latent.format import LatentHeader, read_header
 from ..latent.format import pack_header as pack_image_fields
 from . import motion
-from .format import MAX_GROUP
+from .format import MAX_GROUP, read_group_networks
 
 VERSION = 7
 MAX_PERIOD = 1 << 12
@@ -133,9 +133,7 @@ def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
     h = parse_header(header)
     layout = h.layout
     r = Reader(payload, "payload")
-    tensors = []
-    for _ in h.group_spans():
-        tensors += read_networks(r, layout, True)
+    tensors = read_group_networks(r, h)
     motions = [read_motion(r, h, s, e) for s, e in h.group_spans()]
     streams = [parse_stream(r, (e - s) * layout.latent_count(), f"frames {s}-{e - 1}") for s, e in h.segment_spans()]
     check(r.done(), "payload has trailing bytes")
