@@ -27,11 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import context_model as cm
-from .latents import ArrayOps, Layout, colour_transform, features, mlp, up2, up2_at
+from .latents import Layout, colour_transform, features, mlp, up2, up2_at
 from .schedule import Progress, Schedule
-
-TORCH = ArrayOps(cat=lambda xs, axis: torch.cat(xs, dim=axis), stack=lambda xs, axis: torch.stack(xs, dim=axis),
-                 relu=torch.relu)
+from .window_fit import fit_windows, helper_allowed
+from .windows import TORCH, soft_round, window_inputs
 
 
 @dataclass(frozen=True)
@@ -60,10 +59,15 @@ class LatentFitConfig:
     # many pixels (whole, no sampling) and the latents under it, so a step's cost does not
     # grow with the photo; 0: the sampled whole-image step
     window_pixels: int = 0
+    # 2: window steps in pairs whose gradients come from the same weights (the second one
+    # update late), the second computed by a helper process on a second core where it may
+    # (window_fit.py; the image encoder asks for pairs only then)
+    windows: int = 1
     steer_memory: float | None = None  # the rate estimate's moving average while steering lam (None: 0.8)
     # from this share of the steps on, lam is steered before the rounding phase too, on the
     # rate of the rounded latents (a pass without gradients); None: in the rounding phase only
     steer_from: float | None = None
+    steer_every: int = 1          # that pass every this many steps only (lam moves every 5th step)
     steer_aim: float = 1.0        # lam steered towards this x target_bits (over: the rate fit prunes)
     # re-plans under the time cap count on the latest steps' pace (not the mean since the
     # start: steps slow down once the rounded rate is computed) and never cut into the
@@ -398,52 +402,6 @@ class LatentModel(nn.Module):
         return total
 
 
-def window_cells(layout: Layout, rows: tuple[int, int], cols: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    """Per level, the cells (r0, r1, c0, c1) a window of level-0 pixels rows x cols reads:
-    the window and a cell around it at level 0 (the context model's neighbours), and at each
-    coarser level the cells under the finer level's with one more around them (up2 reads a
-    neighbour), clipped to the grids. Values computed on these cells equal the whole
-    image's on the window (up2 and the context model only read neighbours)."""
-    out = []
-    r0, r1, c0, c1 = rows[0] - 1, rows[1] + 1, cols[0] - 1, cols[1] + 1
-    for lv, (h, w) in enumerate(layout.shapes):
-        if lv:
-            r0, r1, c0, c1 = r0 // 2 - 1, -(-r1 // 2) + 1, c0 // 2 - 1, -(-c1 // 2) + 1
-        r0, r1, c0, c1 = max(0, r0), min(h, r1), max(0, c0), min(w, c1)
-        out.append((r0, r1, c0, c1))
-    return out
-
-
-def window_inputs(z: torch.Tensor, at: tuple[int, int], core: tuple[int, int, int, int],
-                  parent: torch.Tensor | None, parent_at: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The values of the cells `core` (r0, r1, c0, c1, grid coordinates) of P grids of one
-    level and the context model's inputs for them, (P, n) and (P, n, inputs), as grid_bits
-    reads them on the whole grids: z (P, h, w) windows of the grids whose first cell is `at`
-    and that hold the core and a cell around it (or the grid's edge); parent (P, h', w')
-    windows of their coarser grids starting at parent_at that cover z's cells upsampled."""
-    planes, h, w = z.shape
-    dev = z.device
-    rows = torch.arange(core[0] - at[0], core[1] - at[0], device=dev)
-    cols = torch.arange(core[2] - at[1], core[3] - at[1], device=dev)
-    rows, cols = [g.reshape(-1) for g in torch.meshgrid(rows, cols, indexing="ij")]
-    anchor = ((rows + cols + at[0] + at[1]) % 2 == 0).float()
-    centre = (rows + 1) * (w + 2) + cols + 1
-    around = centre[:, None] + torch.tensor([0, -(w + 2), w + 2, -1, 1], device=dev)  # (n, 5): the cell, its 4
-    pz = F.pad(z, (1, 1, 1, 1)).reshape(planes, -1)
-    near = pz[:, around]  # (P, n, 5)
-    x = near[..., 0]
-    feats = [near[..., 1:] * (1 - anchor)[None, :, None]]
-    if parent is None:
-        feats.append(torch.zeros(planes, rows.shape[0], 5, device=dev))
-    else:
-        ph, pw = parent.shape[-2:]
-        dr, dc = at[0] - 2 * parent_at[0], at[1] - 2 * parent_at[1]
-        up = up2(TORCH, parent, (2 * ph, 2 * pw))[:, dr:dr + h, dc:dc + w]
-        feats.append(F.pad(up, (1, 1, 1, 1)).reshape(planes, -1)[:, around])
-    feats.append(anchor[None, :, None].expand(planes, -1, 1))
-    return x, torch.cat(feats, -1)
-
-
 def context_net(c: dict[str, torch.Tensor], k: int | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The context model in floating point: (n, inputs) -> (n, 2) mean and log-scale; k the
     grid, or (n,) a grid per row."""
@@ -501,65 +459,27 @@ def laplace_bits(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -
     return -torch.log2(p)
 
 
-def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
-    """A differentiable rounding (Agustsson and Theis): the identity as temperature grows,
-    rounding as it falls to 0, continuous at the bin edges."""
-    floor = torch.floor(x).detach()
-    r = x - floor - 0.5
-    return floor + 0.5 + 0.5 * torch.tanh(r / temperature) / math.tanh(0.5 / temperature)
-
-
-def draw_window(layout: Layout, pixels: int,
-                gen: torch.Generator) -> tuple[tuple[int, int], tuple[int, int], float]:
-    """A step's window, (rows, cols) of level-0 pixels: about `pixels` pixels in blocks of
-    the coarsest level's cell, its start drawn so that every block is covered equally often
-    (windows at the edges are clipped); and the factor from the window's bits to an
-    unbiased estimate of the image's (1 / the chance that a block is in the window)."""
-    block = 1 << (layout.levels - 1)
-    side = max(block, -(-int(math.sqrt(pixels)) // block) * block)
-    out, factor = [], 1.0
-    for size, span in ((layout.height, side), (layout.width, max(block, pixels // side // block * block))):
-        if span >= size:
-            out.append((0, size))
-            continue
-        blocks, cover = -(-size // block), span // block
-        first = int(torch.randint(-(cover - 1), blocks, (1,), generator=gen))
-        out.append((max(0, first * block), min(size, (first + cover) * block)))
-        factor *= (blocks + cover - 1) / cover
-    return out[0], out[1], factor
-
-
-class WindowAdam:
-    """Adam for the latents of window steps: only the window's cells move (their moments
-    and step counts are their own; cells outside the window keep still, where torch's Adam
-    would move them by their momentum on a zero gradient)."""
-
-    def __init__(self, params: list[torch.Tensor], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        self.params, self.betas, self.eps = params, betas, eps
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-        self.t = [torch.zeros_like(p) for p in params]
-
-    @torch.no_grad()
-    def step(self, leaves: list[torch.Tensor], cells: list[tuple[int, int, int, int]], lr: float) -> None:
-        b1, b2 = self.betas
-        for p, m, v, t, leaf, (r0, r1, c0, c1) in zip(self.params, self.m, self.v, self.t, leaves, cells):
-            if leaf.grad is None:
-                continue
-            g = leaf.grad
-            at = (slice(None), slice(r0, r1), slice(c0, c1))
-            mw, vw, tw = m[at], v[at], t[at]
-            mw.mul_(b1).add_(g, alpha=1 - b1)
-            vw.mul_(b2).addcmul_(g, g, value=1 - b2)
-            tw.add_(1)
-            update = (mw / (1 - b1**tw)) / ((vw / (1 - b2**tw)).sqrt() + self.eps)
-            p[at] -= lr * update
-
-
 def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
                 progress: Progress | None = None, started: float | None = None,
                 after: float | Callable[[float], float] = 0.0,
                 estimate_at: int = 10, device: str = "cpu") -> LatentFitResult:
+    """Window steps on the CPU train on one thread: their operations are small, and torch's
+    threads cost more than they save (docs/rate-distortion.md: kodim05, --preset fast, two
+    threads 446 steps against 697 on one); torch's thread count is restored afterwards."""
+    threads = torch.get_num_threads()
+    helper = cfg.window_pixels > 0 and cfg.windows > 1 and helper_allowed(threads, device)
+    if cfg.window_pixels > 0 and device == "cpu" and threads > 1:
+        torch.set_num_threads(1)
+    try:
+        return _fit_latents(layout, image, cfg, progress, started, after, estimate_at, device, helper)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig, progress: Progress | None,
+                 started: float | None, after: float | Callable[[float], float],
+                 estimate_at: int, device: str, helper: bool = False) -> LatentFitResult:
     """image: (C, H, W) float32 in [0, 1]. started: when the encode began (the estimate
     counts from there), after: the seconds the encode will take after the fit (or a function
     of the seconds per step that gives them), estimate_at:
@@ -575,28 +495,39 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
 
         first = start_for(layout)
     model = LatentModel(layout, target, cfg.lam, first).to(device)
-    n = layout.height * layout.width
     flat = target.reshape(layout.channels, -1).to(device)
     nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
     windowed = cfg.window_pixels > 0
     groups = [] if windowed else [{"params": list(model.latents), "lr": cfg.latent_lr, "base": cfg.latent_lr}]
     opt = torch.optim.Adam(groups + [{"params": nets, "lr": cfg.net_lr, "base": cfg.net_lr}])
-    latent_opt = WindowAdam(list(model.latents)) if windowed else None
     sched = Schedule(cfg, start if started is None else started, after, estimate_at)
+    if windowed:
+        step = fit_windows(model, nets, target, cfg, sched, opt, gen, progress, device, helper)
+    else:
+        step = _whole_steps(model, nets, flat, cfg, sched, opt, gen, progress, device)
+    syn, ctx = model.networks()
+    with torch.no_grad():
+        lat = [model.latents[lv][layout.planes(lv).index(p)].detach().cpu().numpy().astype(np.float32)
+               for lv, p, _ in layout.grids()]
+    return LatentFitResult(syn, ctx, lat, step, sched.lam, time.perf_counter() - start, sched.estimated,
+                           sched.post_steps())
+
+
+def _whole_steps(model: LatentModel, nets: list[torch.Tensor], flat: torch.Tensor, cfg: LatentFitConfig,
+                 sched: Schedule, opt: torch.optim.Optimizer, gen: torch.Generator, progress: Progress | None,
+                 device: str) -> int:
+    """The sampled whole-image steps (cfg.window_pixels 0: the clip and collection fits'
+    recipe, and images before v4) until the schedule ends; returns the steps taken."""
+    layout = model.layout
+    n = layout.height * layout.width
     sample = n > SAMPLE_ABOVE and cfg.pixel_fraction < 1
+    leaves = list(model.latents)
     step = 0
     while step < sched.total:
         ratio = sched.lr_ratio(step)
         for g in opt.param_groups:
             g["lr"] = g["base"] * ratio
         hard = sched.hard(step)
-        if windowed:  # the latents' windows, as leaves of their own
-            rows, cols, factor = draw_window(layout, cfg.window_pixels, gen)
-            cells = window_cells(layout, rows, cols)
-            leaves = [model.latents[lv][:, r0:r1, c0:c1].detach().clone().requires_grad_()
-                      for lv, (r0, r1, c0, c1) in enumerate(cells)]
-        else:
-            leaves = list(model.latents)
         if hard:
             zs = [z + (torch.round(z) - z).detach() for z in leaves]
         elif cfg.soft_rounding:  # C3 / Cool-chic: soft round, noise, soft round again
@@ -605,47 +536,28 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
                   for z in leaves]
         else:
             zs = [z + torch.rand(z.shape, generator=gen).to(device) - 0.5 for z in leaves]
-        if windowed:
-            out = model.render_window(zs, cells, rows, cols)
-            ref = target[:, rows[0]:rows[1], cols[0]:cols[1]].reshape(layout.channels, -1).to(device)
-            m = out.shape[1]
-            mse = ((out - ref) ** 2).mean()
-            bits = model.window_rate(zs, cells, rows, cols)
-            loss = mse + sched.lam * bits / m
-            bits = bits * factor  # the whole image's, estimated
-        else:
-            count = max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS))
-            pixels = torch.randint(0, n, (count,), generator=gen).to(device) if sample else None
-            out = model.render(zs, pixels)
-            ref = flat if pixels is None else flat[:, pixels]
-            mse = ((out - ref) ** 2).mean()
-            bits = model.rate_bits(zs, cfg.rate_fraction, gen)
-            loss = mse + sched.lam * bits / n
+        count = max(1, min(int(n * cfg.pixel_fraction), MAX_SAMPLED_PIXELS))
+        pixels = torch.randint(0, n, (count,), generator=gen).to(device) if sample else None
+        out = model.render(zs, pixels)
+        ref = flat if pixels is None else flat[:, pixels]
+        mse = ((out - ref) ** 2).mean()
+        bits = model.rate_bits(zs, cfg.rate_fraction, gen)
+        loss = mse + sched.lam * bits / n
         if hard:
             sched.steer(step, float(bits.detach()), cfg.steer_aim)
             sched.steer_distortion(step, float(mse.detach()))
-        elif cfg.steer_from is not None and step >= cfg.steer_from * sched.total and cfg.target_bits:
+        elif (cfg.steer_from is not None and step >= cfg.steer_from * sched.total and cfg.target_bits
+              and step % cfg.steer_every == 0):
             with torch.no_grad():  # what the coder would spend on the latents as they are now
-                rounded = [torch.round(z) for z in leaves]
-                if windowed:
-                    now = model.window_rate(rounded, cells, rows, cols) * factor
-                else:
-                    now = model.rate_bits(rounded, cfg.rate_fraction, gen)
-            sched.steer(step, float(now), cfg.steer_aim)
+                now = model.rate_bits([torch.round(z) for z in leaves], cfg.rate_fraction, gen)
+            sched.steer(step, float(now), cfg.steer_aim, cfg.steer_every)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets, 1.0)
         opt.step()
-        if latent_opt is not None:
-            latent_opt.step(leaves, cells, cfg.latent_lr * ratio)
         step += 1
         done = sched.finished(step)  # before the report, so that it shows the replanned total
         sched.report(step, mse, progress)
         if done:
             break
-    syn, ctx = model.networks()
-    with torch.no_grad():
-        lat = [model.latents[lv][layout.planes(lv).index(p)].detach().cpu().numpy().astype(np.float32)
-               for lv, p, _ in layout.grids()]
-    return LatentFitResult(syn, ctx, lat, step, sched.lam, time.perf_counter() - start, sched.estimated,
-                           sched.post_steps())
+    return step

@@ -57,13 +57,16 @@ class Schedule:
         a = min(1.0, step / soft)
         return self.cfg.soft_start * (self.cfg.soft_end / self.cfg.soft_start) ** a
 
-    def steer(self, step: int, bits: float, aim: float = 1.0) -> None:
+    def steer(self, step: int, bits: float, aim: float = 1.0, every: int = 1) -> None:
         """With true rounding the bit estimate is what the coder will spend: steer lam so
         the file lands on the rate (rescaling latents afterwards costs ~3 dB); `aim` x the
-        target when the rate will still fall after this."""
+        target when the rate will still fall after this; `every`: called every this many
+        steps (the moving average forgets as much per call as it would over as many steps)."""
         if not self.cfg.target_bits:
             return
         memory = getattr(self.cfg, "steer_memory", None)
+        if memory is not None:
+            memory **= every
         if self.rate is None:
             self.rate = bits
         elif memory is None:

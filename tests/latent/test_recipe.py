@@ -7,16 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from asmr_cli.latent.fit import (
-    LatentFitConfig,
-    LatentModel,
-    draw_window,
-    fit_latents,
-    grid_bits,
-    soft_round,
-    window_cells,
-)
+from asmr_cli.latent.fit import LatentFitConfig, LatentModel, fit_latents, grid_bits
 from asmr_cli.latent.latents import Layout
+from asmr_cli.latent.windows import draw_window, soft_round, window_cells
 
 
 def _model(h=45, w=70, levels=4, seed=0):
