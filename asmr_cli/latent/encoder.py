@@ -133,7 +133,7 @@ def network_bytes(layout: Layout) -> int:
 # pixels and more), measured on the whole kodim05, 19 and 23.
 IMAGE_RECIPE: dict = {"soft_rounding": True, "ste_fraction": 0.15, "steer_from": 0.25, "steer_range": 3.0,
                       "steer_aim": 1.05, "steer_memory": 0.95, "keep_finish": True, "learned_start": True,
-                      "steer_every": 5, "windows": 2}  # windows: pairs, with a second core (else 1)
+                      "steer_every": 5, "windows": 2}  # windows: steps in pairs (window_fit.py)
 # a step's window: a 24th of the image, at least 2^14 pixels (what the crops were tuned at,
 # and a Kodak image's 24th) and at most 2^18 (larger windows waste less of a step on its
 # fixed cost, so a large photo's pixels get more visits in the same time)
@@ -170,13 +170,6 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
     budget = target.budget_bytes
     latent_bits = target_mse = None
     steps = iters if iters is not None else p.iters
-    windows = 1
-    if recipe is None:  # window steps in pairs where a helper process can take the second (window_fit.py)
-        import torch
-
-        from .window_fit import helper_allowed
-
-        windows = IMAGE_RECIPE["windows"] if helper_allowed(torch.get_num_threads(), device) else 1
     if iters is None and recipe is None:
         steps = min(steps, visit_cap(n))
     limit = time_limit if time_limit is not None else p.time_limit
@@ -190,7 +183,7 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
     else:
         lam = float(target.lam)
     if recipe is None:
-        recipe = dict(IMAGE_RECIPE, window_pixels=window_pixels(n), windows=windows)
+        recipe = dict(IMAGE_RECIPE, window_pixels=window_pixels(n))
     cfg = LatentFitConfig(iters=steps, lam=lam, target_bits=latent_bits, time_limit=limit, seed=seed,
                           target_mse=target_mse, **recipe)
     codings = RATE_FIT_CODINGS if budget is not None else 1.0

@@ -60,8 +60,8 @@ class LatentFitConfig:
     # grow with the photo; 0: the sampled whole-image step
     window_pixels: int = 0
     # 2: window steps in pairs whose gradients come from the same weights (the second one
-    # update late), the second computed by a helper process on a second core where it may
-    # (window_fit.py; the image encoder asks for pairs only then)
+    # update late), the second computed by a helper process on a second core where there is
+    # one (window_fit.py: the same floats either way)
     windows: int = 1
     steer_memory: float | None = None  # the rate estimate's moving average while steering lam (None: 0.8)
     # from this share of the steps on, lam is steered before the rounding phase too, on the

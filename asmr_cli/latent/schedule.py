@@ -42,6 +42,17 @@ class Schedule:
         self.planned: int | None = None  # the steps the latest estimate counts on
         self.loop_start = time.perf_counter()
         self._paced = (0, self.loop_start)  # cfg.keep_finish: the step and time of the latest re-plan
+        self._repaced = False
+        self.waiting = False  # for a change of pace (repace) before the first estimate
+
+    def repace(self, step: int) -> None:
+        """The steps run at another pace from this one on (window_fit: its helper process
+        has started, or failed to): the first estimate, if not made yet, waits 64 more
+        steps and counts the pace from here."""
+        self._paced = (step, time.perf_counter())
+        self.waiting = False
+        if self.estimated is None:
+            self.estimate_at, self._repaced = step + 64, True
 
     def lr_ratio(self, step: int) -> float:
         r = self.cfg.final_lr_ratio
@@ -117,8 +128,8 @@ class Schedule:
         replan = step == 10 or (step >= 16 and due and not self.hard(step))
         if replan or step == self.estimate_at:
             per_step = (now - self.loop_start) / step
-            if keep and replan and step > 10:  # the pace since the latest re-plan
-                per_step = (now - self._paced[1]) / max(1, step - self._paced[0])
+            if (keep and replan and step > 10) or (self._repaced and step == self.estimate_at):
+                per_step = (now - self._paced[1]) / max(1, step - self._paced[0])  # the pace since then
             self.per_step = per_step
             self.after = self.after_for(per_step)
             total = self.total
@@ -133,6 +144,6 @@ class Schedule:
                 self.total = total
             self.planned = total
             self.latest = (now - self.start) + per_step * (total - step) + self.after
-            if self.estimated is None:
+            if self.estimated is None and not self.waiting:
                 self.estimated = self.latest
         return step >= self.total or bool(limit and now - self.loop_start > limit)

@@ -94,7 +94,8 @@ def fit_windows(model, nets: list[torch.Tensor], target: torch.Tensor, cfg, sche
     """The window steps of `model` until the schedule ends; returns the steps taken."""
     layout = model.layout
     latent_opt = WindowAdam(list(model.latents))
-    aide = Helper(model, nets, target) if helper and cfg.windows > 1 else None
+    aide = Helper(model, nets, target, cfg.window_pixels) if helper and cfg.windows > 1 else None
+    sched.waiting = aide is not None  # the first estimate counts on the helper's pace
     try:
         step = 0
         while step < sched.total:
@@ -103,6 +104,8 @@ def fit_windows(model, nets: list[torch.Tensor], target: torch.Tensor, cfg, sche
             wins = [Window(*draw_window(layout, cfg.window_pixels, gen),
                            int(torch.randint(0, 1 << 62, (1,), generator=gen))) for _ in range(count)]
             sent = aide is not None and count > 1 and aide.submit(wins[1], phases[1])
+            if sched.waiting and (sent or aide is None or not aide.proc.is_alive()):
+                sched.repace(step)  # the helper has started (or failed to): the pace from here
             mine = wins[:1] + wins[2:] if sent else wins
             done = [window_grads(model, nets, target, w, ph, device)
                     for w, ph in zip(mine, phases[:1] + phases[2:] if sent else phases)]
@@ -111,6 +114,7 @@ def fit_windows(model, nets: list[torch.Tensor], target: torch.Tensor, cfg, sche
                 if got is None:  # the helper failed: this process computes its window from now on
                     aide.close()
                     aide = None
+                    sched.repace(step)
                     got = window_grads(model, nets, target, wins[1], phases[1], device)
                 done.insert(1, got)
             first = done[0]
@@ -140,6 +144,8 @@ def fit_windows(model, nets: list[torch.Tensor], target: torch.Tensor, cfg, sche
                     break
             if finished:
                 break
+        if sched.estimated is None:  # the fit ended before the helper started
+            sched.estimated = sched.latest
         return step
     finally:
         if aide is not None:
@@ -156,7 +162,7 @@ class Helper:
     """A process that computes one window a step (window_grads) on the model's weights,
     shared with this process; its gradients come back through shared buffers."""
 
-    def __init__(self, model, nets: list[torch.Tensor], target: torch.Tensor):
+    def __init__(self, model, nets: list[torch.Tensor], target: torch.Tensor, pixels: int):
         import torch.multiprocessing as tmp
 
         ctx = tmp.get_context("spawn")
@@ -168,7 +174,7 @@ class Helper:
         self.ready = False
         self.conn, child = ctx.Pipe()
         shared = target.clone().share_memory_()
-        self.proc = ctx.Process(target=_serve, args=(model, shared, self.flat, self.grads, child), daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(model, shared, self.flat, self.grads, child, pixels), daemon=True)
         with _without_main():
             self.proc.start()
         child.close()
@@ -218,11 +224,14 @@ class Helper:
         self.conn.close()
 
 
-def _serve(model, target: torch.Tensor, flat: torch.Tensor, grads: list[torch.Tensor], conn) -> None:
+def _serve(model, target: torch.Tensor, flat: torch.Tensor, grads: list[torch.Tensor], conn, pixels: int) -> None:
     """The helper's loop: a window and phase in, its gradients into the shared buffers and
-    (mse, bits) out; None ends it."""
+    (mse, bits) out; None ends it. One window first, thrown away, so that the first steps
+    it serves run at its usual pace (torch's first autograd pass in a process is slow)."""
     torch.set_num_threads(1)
     nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
+    warm = Window(*draw_window(model.layout, pixels, torch.Generator().manual_seed(0)), 0)
+    window_grads(model, nets, target, warm, Phase(False, 0.3, 1.0, 1e-3))
     conn.send("ready")
     while True:
         try:

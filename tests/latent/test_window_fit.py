@@ -107,3 +107,21 @@ def test_a_rate_pass_every_fifth_step_forgets_as_fast_per_step():
     sched.steer(1, 1000.0, every=5)
     sched.steer(6, 2000.0, every=5)
     assert sched.rate == pytest.approx(0.9**5 * 1000 + (1 - 0.9**5) * 2000)
+
+
+def test_the_first_estimate_waits_for_the_helper():
+    """While the helper starts, this process computes both windows of a pair: the first
+    estimate of the encode's time waits until 64 steps after it has started."""
+    import time
+
+    from asmr_cli.latent.schedule import Schedule
+
+    sched = Schedule(dataclasses.replace(CFG, iters=1000), time.perf_counter())
+    sched.waiting = True
+    for step in range(1, 21):
+        sched.finished(step)
+    assert sched.estimated is None
+    sched.repace(20)
+    for step in range(21, 85):
+        sched.finished(step)
+    assert sched.estimated is not None and sched.estimate_at == 84

@@ -1,12 +1,17 @@
-"""The image fits' learned start (latent/start.py) against the usual initialisation, at
-equal wall time: each cell two whole encodes (the image encoder with
-`IMAGE_RECIPE["learned_start"]` off, then on; --bpp or the default -q 75, the preset's
-time cap, its rate fit included), run side by side (one thread each, so both see the same
-load) unless --serial. Prints a markdown table of PSNR (dB) at the file's bpp.
+"""Two image recipes at equal wall time: each cell two whole encodes (the image encoder with
+`IMAGE_RECIPE` updated by --before, then by --after; --bpp or the default -q 75, the preset's
+time cap, its rate fit included), run side by side with one thread each (so both see the
+same load), or with --serial one at a time with the threads the environment gives (so that
+a recipe that uses a second core can). Prints a markdown table of PSNR (dB) at the file's
+bpp.
 
-    OMP_NUM_THREADS=1 python benchmarks/learned_start.py --images kodim05,kodim19,kodim23 --rates 0.5,1.0 --preset fast
-    OMP_NUM_THREADS=1 python benchmarks/learned_start.py --crop --rates 0.5            # 384x256 centre crops (width 8)
-    OMP_NUM_THREADS=1 python benchmarks/learned_start.py --image samples/kodim23_small.png --rates q   # -q 75
+    # the learned start (docs/rate-distortion.md, "The learned start")
+    python benchmarks/recipe_compare.py --before '{"learned_start": false}' --preset fast
+    python benchmarks/recipe_compare.py --before '{"learned_start": false}' --crop --rates 0.5  # 384x256 crops
+    python benchmarks/recipe_compare.py --before '{"learned_start": false}' \
+        --image samples/kodim23_small.png --rates q                                             # -q 75
+    # window steps in pairs on two cores ("Two cores"), each encode alone
+    python benchmarks/recipe_compare.py --before '{"windows": 1}' --serial --rates 0.5,1.0 --preset fast
 
 Tuning images only (never kodim02, 07, 12, 17, 21): docs/rate-distortion.md quotes it.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,13 +31,11 @@ CHILD = r"""
 import json, sys, time
 from pathlib import Path
 import numpy as np
-import torch
-torch.set_num_threads(1)
 from asmr_cli.api import EncodeOptions, encode_raster
 from asmr_cli.io.media import Raster, read_image
 from asmr_cli.latent import encoder
-path, rate, preset, use, crop = sys.argv[1:6]
-encoder.IMAGE_RECIPE["learned_start"] = use == "1"
+path, rate, preset, recipe, crop = sys.argv[1:6]
+encoder.IMAGE_RECIPE.update(json.loads(recipe))
 img = read_image(Path(path))
 if crop == "1":
     y, x = (img.height - 256) // 2, (img.width - 384) // 2
@@ -44,14 +48,15 @@ print(json.dumps({"bpp": s["bpp"], "psnr": s["psnr"], "steps": s.get("iterations
 """
 
 
-def run_pair(path: Path, rate: str, preset: str, crop: bool, serial: bool) -> list[dict]:
+def run_pair(path: Path, rate: str, preset: str, crop: bool, serial: bool, recipes: tuple[str, str]) -> list[dict]:
     root = Path(__file__).resolve().parents[1]
-    cmds = [[sys.executable, "-c", CHILD, str(path), rate, preset, use, "1" if crop else "0"] for use in ("0", "1")]
+    cmds = [[sys.executable, "-c", CHILD, str(path), rate, preset, r, "1" if crop else "0"] for r in recipes]
     if serial:
         done = [subprocess.run(c, capture_output=True, text=True, cwd=root) for c in cmds]
         outs = [(d.returncode, d.stdout, d.stderr) for d in done]
     else:
-        procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+        env = dict(os.environ, OMP_NUM_THREADS="1")  # one core each
+        procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, env=env)
                  for c in cmds]
         outs = []
         for p in procs:
@@ -73,15 +78,21 @@ def main() -> None:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--crop", action="store_true", help="the 384x256 centre crop of each image")
     ap.add_argument("--serial", action="store_true", help="one encode at a time instead of the pair side by side")
+    ap.add_argument("--before", default="{}", help="IMAGE_RECIPE changes of the first encode (JSON)")
+    ap.add_argument("--after", default="{}", help="IMAGE_RECIPE changes of the second encode (JSON)")
     args = ap.parse_args()
+    for r in (args.before, args.after):
+        if not isinstance(json.loads(r), dict):
+            raise SystemExit(f"expected a JSON object, got {r}")
     paths = [args.image] if args.image else kodak(args.images.split(","))
     print("command: python " + " ".join(sys.argv))
-    print(f"preset {args.preset}\n| image | target | without: dB @ bpp (steps) | with: dB @ bpp (steps) | gain (dB) |")
+    print(f"preset {args.preset}; before {args.before}, after {args.after}")
+    print("| image | target | before: dB @ bpp (steps) | after: dB @ bpp (steps) | gain (dB) |")
     print("|---|---|---|---|---|", flush=True)
     gains = []
     for path in paths:
         for rate in args.rates.split(","):
-            off, on = run_pair(path, rate, args.preset, args.crop, args.serial)
+            off, on = run_pair(path, rate, args.preset, args.crop, args.serial, (args.before, args.after))
             gains.append(on["psnr"] - off["psnr"])
             print(f"| {path.stem}{' crop' if args.crop else ''} | {rate} | {off['psnr']:.2f} @ {off['bpp']:.3f} "
                   f"({off['steps']}) | {on['psnr']:.2f} @ {on['bpp']:.3f} ({on['steps']}) | {gains[-1]:+.2f} |",
