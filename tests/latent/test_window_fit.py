@@ -54,7 +54,8 @@ def test_the_helper_process_changes_no_float(image, monkeypatch):
     helped = _fit(image, helper=True)
     _same(alone, helped)
     one = _fit(image, helper=False, cfg=dataclasses.replace(CFG, windows=1))
-    assert max(np.abs(x - y).max() for x, y in zip(one.latents, alone.latents)) > 0  # pairs are not single steps under another name
+    # pairs are not single steps under another name
+    assert max(np.abs(x - y).max() for x, y in zip(one.latents, alone.latents)) > 0
 
 
 def test_a_helper_that_fails_is_replaced_by_this_process(image, monkeypatch):
