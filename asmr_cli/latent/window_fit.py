@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.spawn
+import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -228,6 +229,7 @@ def _serve(model, target: torch.Tensor, flat: torch.Tensor, grads: list[torch.Te
     """The helper's loop: a window and phase in, its gradients into the shared buffers and
     (mse, bits) out; None ends it. One window first, thrown away, so that the first steps
     it serves run at its usual pace (torch's first autograd pass in a process is slow)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the encode's to handle: it closes the helper
     torch.set_num_threads(1)
     nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
     warm = Window(*draw_window(model.layout, pixels, torch.Generator().manual_seed(0)), 0)
