@@ -222,7 +222,7 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
         model = ResidualClipModel(layout, target - pred, cfg.lam)
     per = layout.height * layout.width
     window = max(1, min(frames, WINDOW_PIXELS // per))
-    nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
+    nets = model.network_params()
     opt = torch.optim.Adam(nets, lr=cfg.net_lr)
     lat = [z.data for z in model.latents]
     moments = [(torch.zeros_like(z), torch.zeros_like(z)) for z in lat]

@@ -318,6 +318,10 @@ class LatentModel(nn.Module):
         """The starting latents: the residual pyramid in each level's steps."""
         return [r / g for r, g in zip(residual_pyramid(self.layout, image), self.gains)]
 
+    def network_params(self) -> list[nn.Parameter]:
+        """Every parameter but the latents (the synthesis and context networks), in one order."""
+        return [p for name, p in self.named_parameters() if not name.startswith("latents")]
+
     def networks(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The synthesis (gains folded in) and context weights as float32 arrays."""
         with torch.no_grad():
@@ -464,8 +468,8 @@ def fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig,
                 after: float | Callable[[float], float] = 0.0,
                 estimate_at: int = 10, device: str = "cpu") -> LatentFitResult:
     """Window steps on the CPU train on one thread: their operations are small, and torch's
-    threads cost more than they save (docs/rate-distortion.md: kodim05, --preset fast, two
-    threads 446 steps against 697 on one); torch's thread count is restored afterwards."""
+    threads cost more than they save (docs/rate-distortion.md, "Two cores"); torch's thread
+    count is restored afterwards."""
     threads = torch.get_num_threads()
     helper = cfg.window_pixels > 0 and cfg.windows > 1 and helper_allowed(threads, device)
     if cfg.window_pixels > 0 and device == "cpu" and threads > 1:
@@ -495,8 +499,7 @@ def _fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig, progre
 
         first = start_for(layout)
     model = LatentModel(layout, target, cfg.lam, first).to(device)
-    flat = target.reshape(layout.channels, -1).to(device)
-    nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
+    nets = model.network_params()
     windowed = cfg.window_pixels > 0
     groups = [] if windowed else [{"params": list(model.latents), "lr": cfg.latent_lr, "base": cfg.latent_lr}]
     opt = torch.optim.Adam(groups + [{"params": nets, "lr": cfg.net_lr, "base": cfg.net_lr}])
@@ -504,7 +507,7 @@ def _fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig, progre
     if windowed:
         step = fit_windows(model, nets, target, cfg, sched, opt, gen, progress, device, helper)
     else:
-        step = _whole_steps(model, nets, flat, cfg, sched, opt, gen, progress, device)
+        step = _whole_steps(model, nets, target, cfg, sched, opt, gen, progress, device)
     syn, ctx = model.networks()
     with torch.no_grad():
         lat = [model.latents[lv][layout.planes(lv).index(p)].detach().cpu().numpy().astype(np.float32)
@@ -513,13 +516,14 @@ def _fit_latents(layout: Layout, image: np.ndarray, cfg: LatentFitConfig, progre
                            sched.post_steps())
 
 
-def _whole_steps(model: LatentModel, nets: list[torch.Tensor], flat: torch.Tensor, cfg: LatentFitConfig,
+def _whole_steps(model: LatentModel, nets: list[torch.Tensor], target: torch.Tensor, cfg: LatentFitConfig,
                  sched: Schedule, opt: torch.optim.Optimizer, gen: torch.Generator, progress: Progress | None,
                  device: str) -> int:
     """The sampled whole-image steps (cfg.window_pixels 0: the clip and collection fits'
     recipe, and images before v4) until the schedule ends; returns the steps taken."""
     layout = model.layout
     n = layout.height * layout.width
+    flat = target.reshape(layout.channels, -1).to(device)
     sample = n > SAMPLE_ABOVE and cfg.pixel_fraction < 1
     leaves = list(model.latents)
     step = 0

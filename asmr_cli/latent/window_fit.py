@@ -8,8 +8,7 @@ are computed on the same weights, so the second step's is one update late; a hel
 computes that second gradient while this process computes the first (the same function on
 the same shared weights, one thread each, so the same floats either way: a fit's bytes do
 not depend on whether the helper ran; until it has started, this process computes both).
-On two cores that is about 1.6x the steps a second. docs/rate-distortion.md has the
-measurements.
+docs/rate-distortion.md ("Two cores") has the measurements.
 """
 
 from __future__ import annotations
@@ -231,7 +230,7 @@ def _serve(model, target: torch.Tensor, flat: torch.Tensor, grads: list[torch.Te
     it serves run at its usual pace (torch's first autograd pass in a process is slow)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the encode's to handle: it closes the helper
     torch.set_num_threads(1)
-    nets = [p for name, p in model.named_parameters() if not name.startswith("latents")]
+    nets = model.network_params()
     warm = Window(*draw_window(model.layout, pixels, torch.Generator().manual_seed(0)), 0)
     window_grads(model, nets, target, warm, Phase(False, 0.3, 1.0, 1e-3))
     conn.send("ready")
