@@ -92,6 +92,11 @@ def seeds() -> list[bytes]:
         L = fmt3.LatentHeader
         files += [_latent_file(L((13, 21), 3, 8, 4, 4, 4), rng), _latent_file(L((9, 5), 1, 16, 2, 2, 0), rng),
                   _latent_file(L((1, 1), 4, 8, 1, 0, 0), rng), _latent_file(L((6, 40), 2, 8, 5, 3, 2), rng)]
+    if True:  # format 8: format 3 with the refine stage (widths 1 and the cap, 1x1, two channels)
+        L = fmt3.LatentHeader
+        files += [_latent_file(L((13, 21), 3, 8, 4, 4, 4, refine=3), rng),
+                  _latent_file(L((1, 1), 1, 16, 1, 0, 0, refine=fmt3.MAX_REFINE), rng),
+                  _latent_file(L((6, 9), 2, 8, 3, 2, 2, refine=1), rng)]
     if True:  # format 4
         L, V = fmt3.LatentHeader, cfile.KIND_VIDEO
         files += [_clip_file(L((5, 13, 21), 3, 8, 4, 4, 4, V, 25, 1, 2), rng),
@@ -166,7 +171,7 @@ def _clip_file(header, rng: np.random.Generator) -> bytes:
 
 
 def _latent_file(header, rng: np.random.Generator) -> bytes:
-    """A valid version-3 file with random weights and latents."""
+    """A valid version-3 file (version 8 with a refine width) with random weights and latents."""
     from asmr_cli.latent import context_model as cm
     from asmr_cli.latent.codec import pack
 

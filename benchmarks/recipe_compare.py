@@ -12,6 +12,8 @@ bpp.
         --image samples/kodim23_small.png --rates q                                             # -q 75
     # window steps in pairs on two cores ("Two cores"), each encode alone
     python benchmarks/recipe_compare.py --before '{"windows": 1}' --serial --rates 0.5,1.0 --preset fast
+    # a constant of latent/encoder.py (an upper-case key): windows of a 12th of the image
+    python benchmarks/recipe_compare.py --after '{"WINDOW_SHARE": 12}' --serial --rates 0.5,1.0
 
 Tuning images only (never kodim02, 07, 12, 17, 21): docs/rate-distortion.md quotes it.
 """
@@ -35,7 +37,11 @@ from asmr_cli.api import EncodeOptions, encode_raster
 from asmr_cli.io.media import Raster, read_image
 from asmr_cli.latent import encoder
 path, rate, preset, recipe, crop = sys.argv[1:6]
-encoder.IMAGE_RECIPE.update(json.loads(recipe))
+for key, value in json.loads(recipe).items():  # UPPER_CASE: a constant of latent/encoder.py
+    if key.isupper():
+        setattr(encoder, key, value)
+    else:
+        encoder.IMAGE_RECIPE[key] = value
 img = read_image(Path(path))
 if crop == "1":
     y, x = (img.height - 256) // 2, (img.width - 384) // 2

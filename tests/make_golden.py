@@ -2,7 +2,7 @@
 decoded pixels, each into its family's folder (tests/coordinate/golden/, tests/latent/golden/,
 tests/clip/golden/). Run once per format version, from the repository root:
 
-    python tests/make_golden.py v1v2   (or v3, v4, v7)
+    python tests/make_golden.py v1v2   (or v3, v4, v7, v8)
 
 and commit what it writes. Never rerun it to make a failing golden test pass: the files
 stand for what earlier builds wrote, and the checksums for what they decoded to.
@@ -14,6 +14,9 @@ stand for what earlier builds wrote, and the checksums for what they decoded to.
   synthesis MLP; an image this small gets the static per-grid Laplace, context width
   0); written by `python tests/make_golden.py v3`, which leaves the older files
   alone.
+- image_v8.asmr: a 12 x 10 image as format version 8 (version 3 with the synthesis's
+  refine stage, width 3, which the encoder gives only images of 2^18 pixels and more:
+  the generator lowers that threshold); written by `python tests/make_golden.py v8`.
 - video_v4.asmr: a clip of 5 frames of 10 x 12 in two groups (3 + 2 frames) as format
   version 4 (a latent pyramid per frame, each group's latents in one stream under the
   temporal context model); written by `python tests/make_golden.py v4`.
@@ -40,7 +43,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-FAMILY_OF_VERSION = {1: "coordinate", 2: "coordinate", 3: "latent", 4: "clip", 7: "clip"}
+FAMILY_OF_VERSION = {1: "coordinate", 2: "coordinate", 3: "latent", 4: "clip", 7: "clip", 8: "latent"}
 
 from asmr_cli.api import EncodeOptions, decode_bytes, decode_video, encode_clip, encode_raster, formats  # noqa: E402
 from asmr_cli.clip import format as fmt4  # noqa: E402
@@ -70,7 +73,7 @@ def _smooth(shape: tuple[int, ...], seed: int) -> np.ndarray:
 
 def _clear_of_boundaries(data: bytes) -> bool:
     f = formats.loads(data)
-    if f.version == fmt3.VERSION:
+    if f.version in fmt3.VERSIONS:
         from asmr_cli.latent.codec import render_native
         from asmr_cli.latent.codec import unpack as unpack_latent
 
@@ -109,7 +112,7 @@ def _clear_of_boundaries(data: bytes) -> bool:
 def _predicted(data: bytes) -> list[str]:
     """The tensors coded as residuals along an axis (format version 2 only)."""
     f = formats.loads(data)
-    if f.version in (fmt3.VERSION, fmt4.VERSION, 7):
+    if f.version in (*fmt3.VERSIONS, fmt4.VERSION, 7):
         return []
     return [n for (n, _), t in zip(f.header.architecture.param_shapes(), f.tensors) if t.coded.predict]
 
@@ -150,6 +153,20 @@ def main_v3() -> None:
     else:
         raise SystemExit("no seed kept the image clear of rounding boundaries")
     _record({"image_v3.asmr": image})
+
+
+def main_v8() -> None:
+    from asmr_cli.latent import encoder
+
+    encoder.REFINE_FROM = 0
+    for seed in range(100):
+        opts = EncodeOptions(preset="fast", iters=40, hidden=4, seed=seed, device="cpu", bpp=8.0)
+        image = encode_raster(Raster(_smooth((12, 10, 3), seed), 8), opts).data
+        if formats.loads(image).version == fmt3.VERSION_REFINE and _clear_of_boundaries(image):
+            break
+    else:
+        raise SystemExit("no seed kept the image clear of rounding boundaries")
+    _record({"image_v8.asmr": image})
 
 
 def main_v4() -> None:
@@ -205,7 +222,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    runs = {"v1v2": main, "v3": main_v3, "v4": main_v4, "v7": main_v7}
+    runs = {"v1v2": main, "v3": main_v3, "v4": main_v4, "v7": main_v7, "v8": main_v8}
     if len(sys.argv) != 2 or sys.argv[1] not in runs:
         raise SystemExit(f"usage: python tests/make_golden.py {'|'.join(runs)}  (see the docstring)")
     runs[sys.argv[1]]()

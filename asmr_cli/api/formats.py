@@ -18,7 +18,7 @@ from ..core.options import EncodeOptions
 # family package (asmr_cli.<name>.family.FAMILY) -> the format versions it reads
 FAMILIES: dict[str, tuple[int, ...]] = {
     "coordinate": (1, 2),
-    "latent": (3,),
+    "latent": (3, 8),
     "clip": (4, 7),
     "collection": (5,),
 }

@@ -1,4 +1,4 @@
-"""Format version 3 (images): the latent pyramid, its synthesis and its context model as
+"""Format versions 3 and 8 (images): the latent pyramid, its synthesis and its context model as
 bytes, and back to pixels at any size. numpy and constriction only: no torch.
 
 Encoder side: `pack` quantises the synthesis weights (per-row steps chosen for distortion
@@ -22,7 +22,7 @@ from ..core.errors import AsmrError
 from ..core.quantize import dequantize, quantize, snap_steps
 from . import context_model as cm
 from .format import LatentHeader, dumps
-from .latents import NUMPY, Layout, by_level, features, macs_per_pixel, mlp, synthesize_numpy
+from .latents import NUMPY, Layout, by_level, features, macs_per_pixel, mlp, refine_numpy, synthesize_numpy
 
 CONTEXT_STEP = np.array([2.0 ** -cm.WEIGHT_BITS], np.float32)
 WEIGHT_BITS_CHOICES = (6, 8, 10, 12)  # per-row precision of the synthesis weights tried by `pack`
@@ -162,7 +162,8 @@ def render(img: LatentImage, out_size: tuple[int, int], top_left: tuple[int, int
     """The rows/columns [top_left, bottom_right) of the image rendered at out_size (oh, ow):
     (C, rows, cols). Reducing both axes averages the native output over each output pixel's
     area; otherwise the synthesis features are resampled (bicubic along enlarged axes) and
-    the per-pixel stage runs on the output samples, so the network itself draws them."""
+    the per-pixel stage runs on the output samples, so the network itself draws them (format
+    8: plus what the refine stage adds at the native size, resampled alike)."""
     lay = img.layout
     (oh, ow), (y0, x0), (y1, x1) = out_size, top_left, bottom_right
     ty, tx = axis_taps(lay.height, oh, y0, y1), axis_taps(lay.width, ow, x0, x1)
@@ -176,6 +177,10 @@ def render(img: LatentImage, out_size: tuple[int, int], top_left: tuple[int, int
         a = _resample(_resample(a, ty, 1), tx, 2)
         rows, cols = a.shape[1:]
         out = mlp(NUMPY, lay, img.synthesis, a.reshape(a.shape[0], -1)).reshape(lay.channels, rows, cols)
+        if lay.refine:  # what the refine stage adds at the native size, resampled the same way
+            before = synthesize_numpy(lay, img.synthesis, img.level_latents(), SYNTHESIS_THREADS, refine=False)
+            added = refine_numpy(img.synthesis, before) - before
+            out += _resample(_resample(added, ty, 1), tx, 2)
     return _finite(out)
 
 

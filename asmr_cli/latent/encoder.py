@@ -81,8 +81,9 @@ PSNR_PRUNE_TRIES = 10  # --psnr: synthesis passes of the bisection that prunes d
 
 
 def layout_for(height: int, width: int, channels: int, preset: str, hidden: int | None,
-               levels: int | None, pixels: int | None = None, presets=LATENT_PRESETS) -> Layout:
-    """An image's layout (a frame's, for a clip whose networks serve `pixels` pixels)."""
+               levels: int | None, pixels: int | None = None, presets=LATENT_PRESETS, refine: int = 0) -> Layout:
+    """An image's layout (a frame's, for a clip whose networks serve `pixels` pixels);
+    refine: the refine stage's width (images: refine_width)."""
     from ..core.errors import AsmrError
 
     p = presets[preset]
@@ -94,7 +95,17 @@ def layout_for(height: int, width: int, channels: int, preset: str, hidden: int 
     hid = hidden if hidden is not None else small_width(pixels, p.hidden)
     if not 0 <= hid <= MAX_SYNTH_HIDDEN:
         raise AsmrError(f"--hidden {hid}: expected 0..{MAX_SYNTH_HIDDEN}")
-    return Layout(height, width, channels, lv, hid, context_width(pixels))
+    return Layout(height, width, channels, lv, hid, context_width(pixels), refine)
+
+
+# The synthesis's refine stage (format 8: two 3x3 convolutions, C -> REFINE -> C, 162 MAC a
+# pixel for RGB) on images of REFINE_FROM pixels and more, where the synthesis has its full
+# width; smaller images stay format 3 (docs/rate-distortion.md, "The refine stage").
+REFINE, REFINE_FROM = 3, 1 << 18
+
+
+def refine_width(pixels: int) -> int:
+    return REFINE if pixels >= REFINE_FROM else 0
 
 
 def max_levels(height: int, width: int) -> int:
@@ -130,10 +141,12 @@ def network_bytes(layout: Layout) -> int:
 # start, aiming 5% over the rate so that the rate fit prunes rather than rescales). Chosen
 # at equal wall time on centre crops of kodim05, 19 and 23 (docs/rate-distortion.md). The
 # networks start from the learned start where their widths match (start.py: images of 256K
-# pixels and more), measured on the whole kodim05, 19 and 23.
+# pixels and more), measured on the whole kodim05, 19 and 23; the latents' learning rate
+# (three times the clips') on the whole kodim05 and 19 at the default preset.
 IMAGE_RECIPE: dict = {"soft_rounding": True, "ste_fraction": 0.15, "steer_from": 0.25, "steer_range": 3.0,
                       "steer_aim": 1.05, "steer_memory": 0.95, "keep_finish": True, "learned_start": True,
-                      "steer_every": 5, "windows": 2}  # windows: steps in pairs (window_fit.py)
+                      "steer_every": 5, "windows": 2,  # windows: steps in pairs (window_fit.py)
+                      "latent_lr": 0.03}
 # a step's window: a 24th of the image, at least 2^14 pixels (what the crops were tuned at,
 # and a Kodak image's 24th) and at most 2^18 (larger windows waste less of a step on its
 # fixed cost, so a large photo's pixels get more visits in the same time)

@@ -1,4 +1,5 @@
-"""Format version 3 as a family (core/family.py): images as a latent pyramid."""
+"""Format versions 3 and 8 as a family (core/family.py): images as a latent pyramid (8:
+with the synthesis's refine stage)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..core.rates import image_target
 from ..io.media import Raster, float_raster
 from . import codec
 from . import context_model as cm
-from .format import VERSION, LatentHeader, parse
+from .format import VERSIONS, LatentHeader, parse
 
 
 def describe(h: LatentHeader, nbytes: int, version: int) -> dict:
@@ -32,7 +33,7 @@ def describe(h: LatentHeader, nbytes: int, version: int) -> dict:
         "width": lay.width, "height": lay.height, "channels": h.channels, "bit_depth": h.bit_depth,
         "bytes": nbytes, "bpp": round(nbytes * 8 / (lay.width * lay.height * h.frames), 5),
         "params": params * groups, "latents": lay.latent_count() * h.frames, "levels": lay.levels,
-        "hidden": lay.hidden,
+        "hidden": lay.hidden, "refine": lay.refine,
         "macs_per_pixel": round(macs, 1), "unshared_macs_per_pixel": round(unshared, 1),
         "mac_reduction": round(unshared / macs, 2),
     }
@@ -68,9 +69,10 @@ def encode_image(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeRe
         check_effort(1 if opts.iters is None else opts.iters, opts.time_limit)
     n = raster.height * raster.width
     target = image_target(n, opts.bpp, opts.size, opts.quality, opts.psnr)
-    layout = encoder.layout_for(raster.height, raster.width, raster.channels, opts.preset, opts.hidden, opts.levels)
+    layout = encoder.layout_for(raster.height, raster.width, raster.channels, opts.preset, opts.hidden, opts.levels,
+                                refine=encoder.refine_width(n))
     header = LatentHeader((raster.height, raster.width), raster.channels, raster.bit_depth,
-                          layout.levels, layout.hidden, layout.context_hidden)
+                          layout.levels, layout.hidden, layout.context_hidden, refine=layout.refine)
     check_decodable(header, opts.max_pixels)
     device = resolve_device(opts.device)  # the fit trains there; coding and the check decode on the CPU
     enc = encoder.encode(raster.as_float(), header, target, opts.preset, opts.iters, opts.time_limit,
@@ -79,7 +81,7 @@ def encode_image(raster: Raster, opts: EncodeOptions, progress=None) -> EncodeRe
     achieved = _psnr(raster, decoded)
     if progress:
         progress(enc.shown_steps, enc.shown_steps, achieved)
-    stats = describe(header, len(enc.data), VERSION)
+    stats = describe(header, len(enc.data), header.version)
     unquantised = float_raster(enc.unquantised, (raster.height, raster.width), raster.bit_depth)
     stats.update(encode_seconds=round(time.perf_counter() - start, 3), iterations=enc.iterations,
                  psnr=round(achieved, 3), psnr_float_latents=round(_psnr(raster, unquantised), 3),
@@ -99,5 +101,5 @@ def check_decode(data: bytes) -> Raster:
     return float_raster(render_image(f, (h, w), (0, 0), (h, w)), (h, w), f.header.bit_depth)
 
 
-FAMILY = Family("latent", (VERSION,), parse, describe, check_decodable, render_image=render_image,
+FAMILY = Family("latent", VERSIONS, parse, describe, check_decodable, render_image=render_image,
                 encode_image=encode_image)

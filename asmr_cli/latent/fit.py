@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import context_model as cm
-from .latents import Layout, colour_transform, features, mlp, up2, up2_at
+from .latents import REFINE_MARGIN, Layout, colour_transform, features, mlp, up2, up2_at
 from .schedule import Progress, Schedule
 from .window_fit import fit_windows, helper_allowed
 from .windows import TORCH, soft_round, window_inputs
@@ -269,6 +269,12 @@ def add_synthesis(model: nn.Module, layout: Layout, inv: torch.Tensor) -> None:
     model.b2 = nn.Parameter(torch.zeros(h))
     model.head_w = nn.Parameter(torch.zeros(c, h))
     model.head_b = nn.Parameter(torch.zeros(c))
+    if layout.refine:  # format 8's refine stage: the second convolution zero, so it starts as none
+        k, bound = layout.refine, 1 / math.sqrt(9 * c)
+        model.conv1 = nn.Parameter(torch.empty(k, c, 3, 3).uniform_(-bound, bound))
+        model.c1 = nn.Parameter(torch.zeros(k))
+        model.conv2 = nn.Parameter(torch.zeros(c, k, 3, 3))
+        model.c2 = nn.Parameter(torch.zeros(c))
 
 
 def context_parameters(layout: Layout, temporal: bool = False) -> dict[str, nn.Parameter]:
@@ -332,15 +338,25 @@ class LatentModel(nn.Module):
     def synthesis_params(self) -> dict[str, torch.Tensor]:
         p = {f"mod{lv}": self.mods[lv] * self.gains[lv] for lv in range(self.layout.levels)}
         p.update(b1=self.b1, w2=self.w2, b2=self.b2, head_w=self.head_w, head_b=self.head_b)
+        if self.layout.refine:
+            p.update(conv1=self.conv1, c1=self.c1, conv2=self.conv2, c2=self.c2)
         return p
 
     def render(self, latents: list[torch.Tensor], pixels: torch.Tensor | None = None) -> torch.Tensor:
         """(C, n) output at the flat pixel indices `pixels` (all when None)."""
         p = self.synthesis_params()
+        lay = self.layout
+        if lay.refine and pixels is not None:
+            raise ValueError("the refine stage needs whole images or windows, not sampled pixels")
         if pixels is None or self.layout.levels < 2:
             a = features(TORCH, self.layout, p, latents)
             a = a.reshape(a.shape[0], -1)
-            return mlp(TORCH, self.layout, p, a if pixels is None else a[:, pixels])
+            out = mlp(TORCH, self.layout, p, a if pixels is None else a[:, pixels])
+            if lay.refine:
+                m = REFINE_MARGIN
+                x = F.pad(out.reshape(1, lay.channels, lay.height, lay.width), (m, m, m, m), mode="replicate")
+                out = refine_torch(p, x[0]).reshape(lay.channels, -1)
+            return out
         # a sample of pixels: the pyramid down to level 1 (a quarter of the pixels), then the
         # last upsampling and level 0's term at the sampled pixels only
         rows, cols = pixels // self.layout.width, pixels % self.layout.width
@@ -365,8 +381,19 @@ class LatentModel(nn.Module):
                 term = term + up[:, r0 - 2 * pr:r0 - 2 * pr + h, c0 - 2 * pc:c0 - 2 * pc + w]
             acc = term
         r0, c0 = cells[0][0], cells[0][2]
-        a = acc[:, rows[0] - r0:rows[1] - r0, cols[0] - c0:cols[1] - c0]
-        return mlp(TORCH, self.layout, p, a.reshape(a.shape[0], -1))
+        lay = self.layout
+        if not lay.refine:
+            a = acc[:, rows[0] - r0:rows[1] - r0, cols[0] - c0:cols[1] - c0]
+            return mlp(TORCH, lay, p, a.reshape(a.shape[0], -1))
+        # the refine stage reads REFINE_MARGIN pixels around the window: the output there
+        # (window_cells holds their cells), the image's edges repeated where the window meets them
+        m = REFINE_MARGIN
+        y0, y1 = max(0, rows[0] - m), min(lay.height, rows[1] + m)
+        x0, x1 = max(0, cols[0] - m), min(lay.width, cols[1] + m)
+        a = acc[:, y0 - r0:y1 - r0, x0 - c0:x1 - c0]
+        out = mlp(TORCH, lay, p, a.reshape(a.shape[0], -1)).reshape(1, lay.channels, y1 - y0, x1 - x0)
+        pad = (m - (cols[0] - x0), m - (x1 - cols[1]), m - (rows[0] - y0), m - (y1 - rows[1]))
+        return refine_torch(p, F.pad(out, pad, mode="replicate")[0]).reshape(lay.channels, -1)
 
     def window_rate(self, latents: list[torch.Tensor], cells: list[tuple[int, int, int, int]],
                     rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
@@ -404,6 +431,14 @@ class LatentModel(nn.Module):
             by_plane[(lv, plane)] = z
             total = total + grid_bits(self.ctx, k, z, by_plane.get((lv + 1, plane)), fraction, generator).sum()
         return total
+
+
+def refine_torch(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """latents.refine_numpy in torch on an output whose edges are already REFINE_MARGIN
+    pixels wider: (C, h + 4, w + 4) -> (C, h, w)."""
+    m = REFINE_MARGIN
+    h = torch.relu(F.conv2d(x[None], p["conv1"], p["c1"]))
+    return x[:, m:-m, m:-m] + F.conv2d(h, p["conv2"], p["c2"])[0]
 
 
 def context_net(c: dict[str, torch.Tensor], k: int | torch.Tensor, x: torch.Tensor) -> torch.Tensor:

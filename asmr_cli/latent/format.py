@@ -1,14 +1,15 @@
-"""Format version 3: an image as a latent pyramid under a context model.
+"""Format version 3: an image as a latent pyramid under a context model; version 8: the
+same with the synthesis's refine stage (latents.py).
 
 Header: the image's size, channels and bit depth, the pyramid's levels and the two
-networks' widths. Payload: the synthesis and context networks' tensors
-(container/tensors.py records), then one coded stream per latent grid. Clips (version 4,
-clip/format.py) extend the header and group the streams."""
+networks' widths (version 8: and the refine stage's). Payload: the synthesis and context
+networks' tensors (container/tensors.py records), then one coded stream per latent grid.
+Clips (version 4, clip/format.py) extend the header and group the streams."""
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..container.file import KIND_IMAGE, KIND_VIDEO, MAX_AXIS, MAX_CHANNELS, AsmrFile, frame
 from ..container.records import Reader, check
@@ -17,7 +18,10 @@ from .context_model import parameter_shapes
 from .latents import MAX_LEVELS, Layout
 
 VERSION = 3
+VERSION_REFINE = 8  # an image whose synthesis has the refine stage
+VERSIONS = (VERSION, VERSION_REFINE)
 MAX_SYNTH_HIDDEN = 64
+MAX_REFINE = 8
 
 
 @dataclass
@@ -35,11 +39,20 @@ class LatentHeader:
     fps_num: int = 0
     fps_den: int = 1
     group: int = 1  # clips: frames per group (the last group may be shorter)
+    # images: the refine stage's width (version 8), 0 none (version 3); keyword-only, so
+    # that a clip header's own fields (clip/format7.py) keep their positions
+    refine: int = field(default=0, kw_only=True)
 
     @property
     def layout(self) -> Layout:
         """The layout of one image (of one frame of a clip)."""
-        return Layout(self.sizes[-2], self.sizes[-1], self.channels, self.levels, self.hidden, self.context_hidden)
+        return Layout(self.sizes[-2], self.sizes[-1], self.channels, self.levels, self.hidden, self.context_hidden,
+                      self.refine)
+
+    @property
+    def version(self) -> int:
+        """The format version an image with this header is written as."""
+        return VERSION_REFINE if self.refine else VERSION
 
     @property
     def frames(self) -> int:
@@ -61,7 +74,9 @@ def pack_payload(tensors: list[Tensor], streams: list[CodedStream]) -> bytes:
 
 
 def dumps(h: LatentHeader, tensors: list[Tensor], streams: list[CodedStream]) -> bytes:
-    return frame(VERSION, pack_header(h), pack_payload(tensors, streams))
+    """An image's file: version 3, or 8 (the header's last byte the refine width)."""
+    header = pack_header(h) + (struct.pack("<B", h.refine) if h.refine else b"")
+    return frame(h.version, header, pack_payload(tensors, streams))
 
 
 def overhead(h: LatentHeader) -> int:
@@ -90,15 +105,18 @@ def read_networks(r: Reader, layout: Layout, temporal: bool) -> list[Tensor]:
                       for name, shape in parameter_shapes(len(layout.grids()), layout.context_hidden, temporal)]
 
 
-def parse_header(data: bytes) -> LatentHeader:
+def parse_header(data: bytes, version: int = VERSION) -> LatentHeader:
     r = Reader(data, "header")
-    h = read_header(r, KIND_IMAGE, VERSION)
+    h = read_header(r, KIND_IMAGE, version)
+    if version == VERSION_REFINE:
+        h.refine, = r.unpack("B")
+        check(1 <= h.refine <= MAX_REFINE, f"refine width {h.refine}")
     check(r.done(), "header has trailing bytes")
     return h
 
 
 def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
-    h = parse_header(header)
+    h = parse_header(header, version)
     layout = h.layout
     r = Reader(payload, "payload")
     tensors = read_networks(r, layout, False)

@@ -14,8 +14,14 @@ pixels under it (activation sharing). Only the last stage, a small MLP of width
     out = a_0[:C] + head(relu(W2 relu(a_0[C:] + b1) + b2)) + head_b
 
 The first C rows are a linear path (a Laplacian-pyramid synthesis, which is how the
-encoder initialises it); the MLP adds what is not linear. docs/method.md has the design
-and docs/rate-distortion.md the measurements.
+encoder initialises it); the MLP adds what is not linear. Format version 8 adds a refine
+stage (Layout.refine = K > 0, as C3 and Cool-chic do): two 3x3 convolutions over the
+output, residual,
+
+    x = out with its edges repeated REFINE_MARGIN pixels outward
+    out' = out + conv2(relu(conv1(x) + c1)) + c2     (conv1: C -> K, conv2: K -> C, valid)
+
+docs/method.md has the design and docs/rate-distortion.md the measurements.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ Array = Any  # numpy.ndarray or torch.Tensor
 YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 MAX_LEVELS = 8
 MIN_COARSE = 1  # the coarsest grid keeps at least this many cells per axis
+REFINE_MARGIN = 2  # pixels each side the refine stage reads (two 3x3 convolutions)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class Layout:
     levels: int
     hidden: int
     context_hidden: int = 16
+    refine: int = 0  # the refine stage's width K (format 8); 0: none (formats 3, 4, 5, 7)
 
     @property
     def shapes(self) -> list[tuple[int, int]]:
@@ -108,7 +116,11 @@ class Layout:
         """The synthesis parameters, in bitstream order."""
         f, h, c = self.features, self.hidden, self.channels
         out = [(f"mod{lv}", (f, len(self.planes(lv)))) for lv in range(self.levels)]
-        return out + [("b1", (h,)), ("w2", (h, h)), ("b2", (h,)), ("head_w", (c, h)), ("head_b", (c,))]
+        out += [("b1", (h,)), ("w2", (h, h)), ("b2", (h,)), ("head_w", (c, h)), ("head_b", (c,))]
+        if self.refine:
+            k = self.refine
+            out += [("conv1", (k, c, 3, 3)), ("c1", (k,)), ("conv2", (c, k, 3, 3)), ("c2", (c,))]
+        return out
 
     def latent_count(self) -> int:
         return sum(math.prod(s) for _, _, s in self.grids())
@@ -215,8 +227,41 @@ def synthesize(ops: ArrayOps, layout: Layout, p: dict[str, Array], latents: list
 TILE_PIXELS = 1 << 14  # pixels the numpy synthesis runs at once (the per-pixel stage in row bands that stay in cache)
 
 
+def _conv3x3(w: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A valid 3x3 convolution (cross-correlation, as torch's conv2d): w (K, C, 3, 3), x (C,
+    h, w) -> (K, h - 2, w - 2)."""
+    h, wd = x.shape[1] - 2, x.shape[2] - 2
+    out = np.empty((w.shape[0], h, wd), np.float32)
+    out[:] = b.astype(np.float32)[:, None, None]
+    for dy in range(3):
+        for dx in range(3):
+            out += np.tensordot(w[:, :, dy, dx].astype(np.float32), x[:, dy:dy + h, dx:dx + wd], axes=1)
+    return out
+
+
+def refine_numpy(p: dict[str, np.ndarray], out: np.ndarray, rows: int = 64) -> np.ndarray:
+    """The refine stage (format 8) on a (C, H, W) output, in bands of `rows` rows (memory
+    stays at a band's few planes); the edges repeated REFINE_MARGIN pixels outward."""
+    m = REFINE_MARGIN
+    x = np.pad(out, ((0, 0), (m, m), (m, m)), mode="edge")
+    res = np.empty_like(out)
+    for r0 in range(0, out.shape[1], rows):
+        r1 = min(out.shape[1], r0 + rows)
+        h = np.maximum(_conv3x3(p["conv1"], p["c1"], x[:, r0:r1 + 2 * m]), 0)
+        res[:, r0:r1] = out[:, r0:r1] + _conv3x3(p["conv2"], p["c2"], h)
+    return res
+
+
 def synthesize_numpy(layout: Layout, p: dict[str, np.ndarray], latents: list[np.ndarray],
-                     threads: int = 1) -> np.ndarray:
+                     threads: int = 1, refine: bool = True) -> np.ndarray:
+    """`_synthesize_numpy`, then the refine stage where the layout has one (refine=False:
+    the output before it)."""
+    out = _synthesize_numpy(layout, p, latents, threads)
+    return refine_numpy(p, out) if layout.refine and refine else out
+
+
+def _synthesize_numpy(layout: Layout, p: dict[str, np.ndarray], latents: list[np.ndarray],
+                      threads: int = 1) -> np.ndarray:
     """`synthesize` on numpy in bands of rows: the pyramid down to level 2 once, then per
     band the rows of level 1 it needs, the last upsampling, level 0's term and the MLP
     (two levels per band: level 1 alone is a quarter of the pixels), so memory stays at about
@@ -288,5 +333,6 @@ def macs_per_pixel(layout: Layout, context_macs: float) -> float:
         if lv:
             total += 2 * 2 * f * min(n, 4 * cells)
     total += n * (h + h * h + h + c * h + c)
+    total += n * 18 * layout.refine * c  # the refine stage: two 3x3 convolutions, C -> K -> C
     total += context_macs * layout.latent_count()
     return total / n

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .latents import ArrayOps, Layout, up2
+from .latents import REFINE_MARGIN, ArrayOps, Layout, up2
 
 TORCH = ArrayOps(cat=lambda xs, axis: torch.cat(xs, dim=axis), stack=lambda xs, axis: torch.stack(xs, dim=axis),
                  relu=torch.relu)
@@ -23,9 +23,11 @@ def window_cells(layout: Layout, rows: tuple[int, int], cols: tuple[int, int]) -
     the window and a cell around it at level 0 (the context model's neighbours), and at each
     coarser level the cells under the finer level's with one more around them (up2 reads a
     neighbour), clipped to the grids. Values computed on these cells equal the whole
-    image's on the window (up2 and the context model only read neighbours)."""
+    image's on the window (up2 and the context model only read neighbours). With the refine
+    stage (format 8) the window's output is needed REFINE_MARGIN pixels further out."""
     out = []
-    r0, r1, c0, c1 = rows[0] - 1, rows[1] + 1, cols[0] - 1, cols[1] + 1
+    m = 1 + (REFINE_MARGIN if layout.refine else 0)
+    r0, r1, c0, c1 = rows[0] - m, rows[1] + m, cols[0] - m, cols[1] + m
     for lv, (h, w) in enumerate(layout.shapes):
         if lv:
             r0, r1, c0, c1 = r0 // 2 - 1, -(-r1 // 2) + 1, c0 // 2 - 1, -(-c1 // 2) + 1
