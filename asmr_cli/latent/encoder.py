@@ -147,6 +147,10 @@ IMAGE_RECIPE: dict = {"soft_rounding": True, "ste_fraction": 0.15, "steer_from":
                       "steer_aim": 1.05, "steer_memory": 0.95, "keep_finish": True, "learned_start": True,
                       "steer_every": 5, "windows": 2,  # windows: steps in pairs (window_fit.py)
                       "latent_lr": 0.03}
+# what images under REFINE_FROM pixels keep: the latent learning rate of 0.03 was measured
+# on Kodak images; on the README sample (192x128, 3,000 steps under the visit cap) it gave
+# 32.60 dB at 1.433 bpp against 33.57 at 1.274 with 0.01 (docs/rate-distortion.md)
+SMALL_RECIPE: dict = {"latent_lr": 0.01}
 # a step's window: a 24th of the image, at least 2^14 pixels (what the crops were tuned at,
 # and a Kodak image's 24th) and at most 2^18 (larger windows waste less of a step on its
 # fixed cost, so a large photo's pixels get more visits in the same time)
@@ -197,6 +201,8 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
         lam = float(target.lam)
     if recipe is None:
         recipe = dict(IMAGE_RECIPE, window_pixels=window_pixels(n))
+        if n < REFINE_FROM:
+            recipe.update(SMALL_RECIPE)
     cfg = LatentFitConfig(iters=steps, lam=lam, target_bits=latent_bits, time_limit=limit, seed=seed,
                           target_mse=target_mse, **recipe)
     codings = RATE_FIT_CODINGS if budget is not None else 1.0
