@@ -227,14 +227,16 @@ def _resize(b: bytes, rng: np.random.Generator) -> bytes:
 
 
 def _extreme_latent_header(header: bytes, rng: np.random.Generator, version: int) -> bytes:
-    """A version-3, 4 or 7 header with one field set to an extreme value."""
+    """A version-3, 4, 7 or 8 header with one field set to an extreme value."""
     from asmr_cli.clip import format7
 
-    fmt = {fmt3.VERSION: fmt3, fmt4.VERSION: fmt4, 7: format7}[version]
-    h = fmt.parse_header(header)
+    image = version in fmt3.VERSIONS
+    fmt = {fmt3.VERSION: fmt3, fmt3.VERSION_REFINE: fmt3, fmt4.VERSION: fmt4, 7: format7}[version]
+    h = fmt.parse_header(header, version) if image else fmt.parse_header(header)
     names = ["kind", "sizes", "channels", "bit_depth", "levels", "hidden", "context_hidden"]
-    names += ["group", "fps_num", "fps_den"] if version != fmt3.VERSION else []
+    names += ["group", "fps_num", "fps_den"] if not image else []
     names += ["period", "block", "filt"] if version == 7 else []
+    names += ["refine"] if version == fmt3.VERSION_REFINE else []
     name = str(rng.choice(names))
     if name == "sizes":
         sizes = list(h.sizes)
@@ -243,7 +245,7 @@ def _extreme_latent_header(header: bytes, rng: np.random.Generator, version: int
     else:
         h = dataclasses.replace(h, **{name: int(rng.choice(U32[:6] + [7, 8, 9, 64, 65]))})
     try:
-        return fmt.pack_header(h)
+        return fmt3.pack_image_header(h) if image else fmt.pack_header(h)
     except (struct.error, OverflowError):
         return header
 
@@ -278,7 +280,7 @@ def _extreme_header(header: bytes, rng: np.random.Generator, version: int = fmt2
     """Re-pack the header with one field set to an extreme value (or a changed axis/level count)."""
     if version == 5:
         return _extreme_collection_header(header, rng)
-    if version in (fmt3.VERSION, fmt4.VERSION, 7):
+    if version in (*fmt3.VERSIONS, fmt4.VERSION, 7):
         return _extreme_latent_header(header, rng, version)
     h = fmt2.parse_header(header)
     name = str(rng.choice(["kind", "sizes", "channels", "bit_depth", "bases", "hidden", "latent_dim",
@@ -359,7 +361,7 @@ def mutate(data: bytes, rng: np.random.Generator, pool: list[bytes]) -> tuple[st
             out[start:start + n] = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
         return "crc_payload_noise", join(header, bytes(out), version)
     if r < 0.92:
-        other = [v for v in (0, 1, 2, 3, 4, 5, 255) if v != version]
+        other = [v for v in (0, 1, 2, 3, 4, 5, 7, 8, 255) if v != version]
         return "crc_version", join(header, payload, version=int(rng.choice(other)))
     # -- whole files written by the library around an odd but well-formed header
     return "synth_huge", synth(rng)

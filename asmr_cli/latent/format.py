@@ -73,10 +73,14 @@ def pack_payload(tensors: list[Tensor], streams: list[CodedStream]) -> bytes:
     return b"".join(pack_tensor(t) for t in tensors) + b"".join(pack_stream(g) for g in streams)
 
 
+def pack_image_header(h: LatentHeader) -> bytes:
+    """An image's header: version 3's fields, and version 8's refine width after them."""
+    return pack_header(h) + (struct.pack("<B", h.refine) if h.refine else b"")
+
+
 def dumps(h: LatentHeader, tensors: list[Tensor], streams: list[CodedStream]) -> bytes:
-    """An image's file: version 3, or 8 (the header's last byte the refine width)."""
-    header = pack_header(h) + (struct.pack("<B", h.refine) if h.refine else b"")
-    return frame(h.version, header, pack_payload(tensors, streams))
+    """An image's file: version 3, or 8 (with the refine stage)."""
+    return frame(h.version, pack_image_header(h), pack_payload(tensors, streams))
 
 
 def overhead(h: LatentHeader) -> int:
