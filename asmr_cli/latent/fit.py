@@ -348,10 +348,10 @@ class LatentModel(nn.Module):
         lay = self.layout
         if lay.refine and pixels is not None:
             raise ValueError("the refine stage needs whole images or windows, not sampled pixels")
-        if pixels is None or self.layout.levels < 2:
-            a = features(TORCH, self.layout, p, latents)
+        if pixels is None or lay.levels < 2:
+            a = features(TORCH, lay, p, latents)
             a = a.reshape(a.shape[0], -1)
-            out = mlp(TORCH, self.layout, p, a if pixels is None else a[:, pixels])
+            out = mlp(TORCH, lay, p, a if pixels is None else a[:, pixels])
             if lay.refine:
                 m = REFINE_MARGIN
                 x = F.pad(out.reshape(1, lay.channels, lay.height, lay.width), (m, m, m, m), mode="replicate")

@@ -12,9 +12,9 @@ from asmr_cli.latent.latents import Layout
 from asmr_cli.latent.windows import draw_window, soft_round, window_cells
 
 
-def _model(h=45, w=70, levels=4, seed=0):
+def _model(h=45, w=70, levels=4, seed=0, refine=0):
     torch.manual_seed(seed)
-    layout = Layout(h, w, 3, levels, 8, 8)
+    layout = Layout(h, w, 3, levels, 8, 8, refine)
     image = torch.rand(3, h, w)
     model = LatentModel(layout, image, 1e-3)
     with torch.no_grad():  # networks away from their start, so every path carries weight
@@ -36,13 +36,10 @@ def test_soft_round_goes_from_identity_to_rounding():
 @pytest.mark.parametrize("rows,cols", [((0, 45), (0, 70)), ((8, 24), (16, 48)), ((0, 8), (56, 70)), ((40, 45), (0, 9))])
 def test_a_window_renders_and_costs_what_the_whole_image_does_there(rows, cols):
     layout, model = _model()
-    lat = [z.detach() for z in model.latents]
-    cells = window_cells(layout, rows, cols)
-    windows = [z[:, r0:r1, c0:c1] for z, (r0, r1, c0, c1) in zip(lat, cells)]
+    lat, windows, cells, part, full = window_and_whole(layout, model, rows, cols)
     with torch.no_grad():
-        full = model.render(lat).reshape(3, layout.height, layout.width)[:, rows[0]:rows[1], cols[0]:cols[1]]
-        part = model.render_window(windows, cells, rows, cols)
-        torch.testing.assert_close(part, full.reshape(3, -1), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(part, full[:, rows[0]:rows[1], cols[0]:cols[1]].reshape(3, -1),
+                                   rtol=1e-5, atol=1e-5)
         # the whole image's bits, per cell, summed over the cells the window's pixels fall in
         expect = torch.zeros(())
         for k, (lv, plane, (h, w)) in enumerate(layout.grids()):
@@ -56,6 +53,18 @@ def test_a_window_renders_and_costs_what_the_whole_image_does_there(rows, cols):
             sub[:, r0:r1, c0:c1] = True
             expect = expect + _bits_where(model, k, z, parent, sub)
         torch.testing.assert_close(model.window_rate(windows, cells, rows, cols), expect, rtol=1e-4, atol=1e-3)
+
+
+def window_and_whole(layout, model, rows, cols):
+    """A window's render and the whole image's, from the model's latents: (latents, their
+    windows, the cells, the window's (C, n) output, the whole (C, H, W) output)."""
+    lat = [z.detach() for z in model.latents]
+    cells = window_cells(layout, rows, cols)
+    windows = [z[:, r0:r1, c0:c1] for z, (r0, r1, c0, c1) in zip(lat, cells)]
+    with torch.no_grad():
+        full = model.render(lat).reshape(layout.channels, layout.height, layout.width)
+        part = model.render_window(windows, cells, rows, cols)
+    return lat, windows, cells, part, full
 
 
 def _bits_where(model, k, z, parent, mask):

@@ -13,19 +13,10 @@ from asmr_cli.io.media import Raster
 from asmr_cli.latent import encoder
 from asmr_cli.latent import format as fmt
 from asmr_cli.latent.codec import decoder_macs
-from asmr_cli.latent.fit import LatentModel, refine_torch
+from asmr_cli.latent.fit import refine_torch
 from asmr_cli.latent.latents import REFINE_MARGIN, Layout, refine_numpy, synthesize_numpy
-from asmr_cli.latent.windows import window_cells
 
-
-def _model(h=45, w=70, levels=4, refine=3, seed=0):
-    torch.manual_seed(seed)
-    layout = Layout(h, w, 3, levels, 8, 8, refine)
-    model = LatentModel(layout, torch.rand(3, h, w), 1e-3)
-    with torch.no_grad():  # networks away from their start (conv2 starts at zero)
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return layout, model
+from .test_recipe import _model, window_and_whole
 
 
 def test_numpy_refine_is_torchs_convolution_with_the_edges_repeated():
@@ -45,13 +36,9 @@ def test_numpy_refine_is_torchs_convolution_with_the_edges_repeated():
 
 @pytest.mark.parametrize("rows,cols", [((8, 24), (16, 48)), ((0, 8), (56, 70)), ((40, 45), (0, 9)), ((0, 45), (0, 70))])
 def test_a_window_with_the_refine_stage_renders_what_the_whole_image_does(rows, cols):
-    layout, model = _model()
-    lat = [z.detach() for z in model.latents]
-    cells = window_cells(layout, rows, cols)
-    windows = [z[:, r0:r1, c0:c1] for z, (r0, r1, c0, c1) in zip(lat, cells)]
+    layout, model = _model(refine=3)
+    lat, _, _, part, full = window_and_whole(layout, model, rows, cols)
     with torch.no_grad():
-        full = model.render(lat).reshape(3, layout.height, layout.width)
-        part = model.render_window(windows, cells, rows, cols)
         torch.testing.assert_close(part, full[:, rows[0]:rows[1], cols[0]:cols[1]].reshape(3, -1),
                                    rtol=1e-5, atol=1e-5)
         # and the numpy decoder's synthesis is the same function
