@@ -3,7 +3,7 @@
 time cap, its rate fit included), run side by side with one thread each (so both see the
 same load), or with --serial one at a time with the threads the environment gives (so that
 a recipe that uses a second core can). Prints a markdown table of PSNR (dB) at the file's
-bpp.
+bpp, and the rescaling where the rate fit took that fallback.
 
     # the learned start (docs/rate-distortion.md, "The learned start")
     python benchmarks/recipe_compare.py --before '{"learned_start": false}' --preset fast
@@ -50,7 +50,7 @@ opts = EncodeOptions(preset=preset) if rate == "q" else EncodeOptions(bpp=float(
 start = time.perf_counter()
 s = encode_raster(img, opts).stats
 print(json.dumps({"bpp": s["bpp"], "psnr": s["psnr"], "steps": s.get("iterations"),
-                  "seconds": time.perf_counter() - start}))
+                  "scale": s.get("latent_scale"), "seconds": time.perf_counter() - start}))
 """
 
 
@@ -74,6 +74,12 @@ def run_pair(path: Path, rate: str, preset: str, crop: bool, serial: bool, recip
             raise SystemExit(f"{path.name} {rate}: the encode failed: {err.strip().splitlines()[-1] if err else code}")
         rows.append(json.loads(out.strip().splitlines()[-1]))
     return rows
+
+
+def cell(r: dict) -> str:
+    """dB @ bpp (steps), and the rate fit's rescaling (its fallback) where it took it."""
+    scaled = f", rescaled x{r['scale']:.3f}" if r.get("scale") not in (None, 1.0) else ""
+    return f"{r['psnr']:.2f} @ {r['bpp']:.3f} ({r['steps']}{scaled})"
 
 
 def main() -> None:
@@ -100,9 +106,8 @@ def main() -> None:
         for rate in args.rates.split(","):
             off, on = run_pair(path, rate, args.preset, args.crop, args.serial, (args.before, args.after))
             gains.append(on["psnr"] - off["psnr"])
-            print(f"| {path.stem}{' crop' if args.crop else ''} | {rate} | {off['psnr']:.2f} @ {off['bpp']:.3f} "
-                  f"({off['steps']}) | {on['psnr']:.2f} @ {on['bpp']:.3f} ({on['steps']}) | {gains[-1]:+.2f} |",
-                  flush=True)
+            name = path.stem + (" crop" if args.crop else "")
+            print(f"| {name} | {rate} | {cell(off)} | {cell(on)} | {gains[-1]:+.2f} |", flush=True)
     print(f"mean gain {sum(gains) / len(gains):+.2f} dB over {len(gains)} cells")
 
 
