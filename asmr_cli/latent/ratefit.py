@@ -11,6 +11,7 @@ from ..core.rates import Target
 
 RATE_TOLERANCE = 0.03  # --bpp: the latents are rescaled when the file is further off than this
 CLOSE_ENOUGH = 0.005  # pruning stops once the file is this close under the budget
+SCALE_RESOLUTION = 0.01  # log(scale): how finely the least rescaling that meets --bpp is sought
 
 
 def fit_rate(file_at, target: Target, prunable: int) -> tuple[bytes, float]:
@@ -18,7 +19,8 @@ def fit_rate(file_at, target: Target, prunable: int) -> tuple[bytes, float]:
     Over budget: the weakest +-1 latents dropped to 0, as few as needed (bisection).
     Failing that, or an explicit --bpp missed from below by more than RATE_TOLERANCE, the
     latents rescaled (bisection on log(scale); this requantises them, which costs
-    quality). --size and -q never over, --bpp within RATE_TOLERANCE."""
+    quality: from below, the least scale that meets the rate). --size and -q never over,
+    --bpp within RATE_TOLERANCE."""
     budget = target.budget_bytes
     data = file_at()
     explicit = target.bpp is not None
@@ -42,8 +44,11 @@ def fit_rate(file_at, target: Target, prunable: int) -> tuple[bytes, float]:
             else:
                 lo = mid
         return file_at(prune=hi), 1.0
-    lo, hi = (-4.0, 0.0) if len(data) > budget else (0.0, 2.0)
-    best = (data, 1.0) if len(data) <= budget else None
+    over = len(data) > budget
+    lo, hi = (-4.0, 0.0) if over else (0.0, 2.0)
+    best = (data, 1.0) if not over else None
+    found = None  # under the budget from below: the least scale that meets the rate (every
+    # change of scale requantises latents, so the least one costs the least quality)
     for _ in range(14):
         mid = (lo + hi) / 2
         cand = file_at(math.exp(mid))
@@ -51,10 +56,17 @@ def fit_rate(file_at, target: Target, prunable: int) -> tuple[bytes, float]:
             if best is None or len(cand) > len(best[0]) or len(best[0]) > budget:
                 best = (cand, math.exp(mid))
             if ok(len(cand)):
-                return cand, math.exp(mid)
-            lo = mid
+                if over:
+                    return cand, math.exp(mid)
+                found, hi = (cand, math.exp(mid)), mid
+            else:
+                lo = mid
         else:
             hi = mid
+        if found is not None and hi - lo < SCALE_RESOLUTION:
+            break
+    if found is not None:
+        return found
     if best is None:  # even the coarsest rescaling is over budget: the networks alone are
         smallest = file_at(math.exp(-4.0))
         if target.cap:
