@@ -40,8 +40,10 @@ path, rate, preset, recipe, crop = sys.argv[1:6]
 for key, value in json.loads(recipe).items():  # UPPER_CASE: a constant of latent/encoder.py
     if key.isupper():
         setattr(encoder, key, value)
-    else:
-        encoder.IMAGE_RECIPE[key] = value
+    else:  # the image recipe's, and the size's override of it
+        for table in (encoder.IMAGE_RECIPE, encoder.SMALL_RECIPE, encoder.LARGE_RECIPE):
+            if table is encoder.IMAGE_RECIPE or key in table:
+                table[key] = value
 img = read_image(Path(path))
 if crop == "1":
     y, x = (img.height - 256) // 2, (img.width - 384) // 2

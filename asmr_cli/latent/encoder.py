@@ -153,6 +153,12 @@ IMAGE_RECIPE: dict = {"soft_rounding": True, "ste_fraction": 0.15, "steer_from":
 # on Kodak images; on the README sample (192x128, 3,000 steps under the visit cap) it gave
 # 32.60 dB at 1.433 bpp against 33.57 at 1.274 with 0.01 (docs/rate-distortion.md)
 SMALL_RECIPE: dict = {"latent_lr": 0.01}
+# what photos of LARGE_FROM pixels and more take instead: at 3.4 MP (a step's window 141K
+# pixels, a pixel's latents trained in 35-65 windows in the default preset's time) 0.05 gave
+# +0.18 to +0.43 dB against JPEG at the file's rate over 0.03, and 0.08 lost it again; on
+# Kodak images (0.39 MP) 0.05 was even with 0.03 (docs/rate-distortion.md, "Large photos")
+LARGE_RECIPE: dict = {"latent_lr": 0.05}
+LARGE_FROM = 1 << 20
 # a step's window: a 24th of the image, at least 2^14 pixels (what the crops were tuned at,
 # and a Kodak image's 24th) and at most 2^18 (larger windows waste less of a step on its
 # fixed cost, so a large photo's pixels get more visits in the same time)
@@ -161,6 +167,16 @@ WINDOW_SHARE, WINDOW_MIN, WINDOW_MAX = 24, 1 << 14, 1 << 18
 # small image got worse in rate and quality alike (fitted on samples/kodim23_small.png,
 # docs/rate-distortion.md); a Kodak image at the default preset stays far under it
 MAX_VISITS = 2000
+
+
+def recipe_for(pixels: int) -> dict:
+    """The image recipe (LatentFitConfig fields) for an image of this many pixels."""
+    recipe = dict(IMAGE_RECIPE, window_pixels=window_pixels(pixels))
+    if pixels < REFINE_FROM:
+        recipe.update(SMALL_RECIPE)
+    elif pixels >= LARGE_FROM:
+        recipe.update(LARGE_RECIPE)
+    return recipe
 
 
 def window_pixels(pixels: int) -> int:
@@ -202,9 +218,7 @@ def encode(image: np.ndarray, header: LatentHeader, target: Target, preset: str,
     else:
         lam = float(target.lam)
     if recipe is None:
-        recipe = dict(IMAGE_RECIPE, window_pixels=window_pixels(n))
-        if n < REFINE_FROM:
-            recipe.update(SMALL_RECIPE)
+        recipe = recipe_for(n)
     cfg = LatentFitConfig(iters=steps, lam=lam, target_bits=latent_bits, time_limit=limit, seed=seed,
                           target_mse=target_mse, **recipe)
     codings = RATE_FIT_CODINGS if budget is not None else 1.0

@@ -128,3 +128,22 @@ def test_visit_cap_stops_small_images_only():
     assert visit_cap(768 * 512) >= 10 * 4000  # ~4,000-5,500 steps fit in 150 s
     assert visit_cap(64 * 64) == MAX_VISITS  # a window bigger than the image covers it all
     assert visit_cap(4000 * 3000) > LATENT_PRESETS["default"].iters
+
+
+def test_the_latents_learning_rate_follows_the_photo_size():
+    from asmr_cli.latent import encoder
+
+    small = encoder.recipe_for(encoder.REFINE_FROM - 1)
+    kodak = encoder.recipe_for(768 * 512)
+    large = encoder.recipe_for(encoder.LARGE_FROM)
+    assert small["latent_lr"] == encoder.SMALL_RECIPE["latent_lr"]
+    assert kodak["latent_lr"] == encoder.IMAGE_RECIPE["latent_lr"]
+    assert large["latent_lr"] == encoder.LARGE_RECIPE["latent_lr"]
+    assert small["latent_lr"] < kodak["latent_lr"] < large["latent_lr"]
+    # the rest of the recipe is the image recipe's, with the window the size gives
+    assert {k: v for k, v in large.items() if k != "latent_lr"} == dict(
+        {k: v for k, v in encoder.IMAGE_RECIPE.items() if k != "latent_lr"},
+        window_pixels=encoder.window_pixels(encoder.LARGE_FROM))
+    # every key is a field of the fit's configuration
+    names = {f.name for f in dataclasses.fields(LatentFitConfig)}
+    assert set(small) | set(large) <= names
