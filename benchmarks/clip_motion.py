@@ -8,6 +8,7 @@ Variants (module constants of the clip encoder, set before the encode):
   cubic    format 7 with the 4-tap cubic interpolation instead of bilinear
   period=N format 7 with an intra period of N frames
   intra=W  format 7 with the intra frames' distortion weighted W in training
+  noforce  format 7 without the forced refreshes of the prediction (clip/fit.FORCED_REFRESH)
 
     OMP_NUM_THREADS=1 python benchmarks/clip_motion.py --frames 0:32 --bpp 0.1 --preset fast v4 motion nosearch
 
@@ -47,6 +48,9 @@ elif variant.startswith("period="):
     encoder7.INTRA_PERIOD = int(variant.split("=")[1])
 elif variant.startswith("intra="):
     encoder7.INTRA_WEIGHT = float(variant.split("=")[1])
+elif variant == "noforce":
+    from asmr_cli.clip import fit
+    fit.FORCED_REFRESH = ()
 elif variant != "motion":
     raise SystemExit(f"unknown variant {variant}")
 family.WRITE_MOTION = variant != "v4"

@@ -71,6 +71,11 @@ class Prediction:
 
 INTRA_VISITS = 0.5  # format 7: this share of the steps train an intra frame alone (everything depends on it)
 REFRESH_COST = 0.1  # the prediction is refreshed when that keeps its share of the time below this
+# ... and at these shares of the steps whatever it costs, so that the rounding phase (the
+# second half) trains against frames made from nearly final latents: on a large clip a
+# refresh costs seconds, and the P frames trained against predictions made from nearly
+# untrained latents (docs/video.md, bikes)
+FORCED_REFRESH = (0.5, 0.75, 0.9)
 
 
 KEEP_BELOW = 0.75  # warm start: a latent this close (in steps) to the previous frame's takes its value
@@ -213,6 +218,7 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
     c, frames = layout.channels, clip.shape[1]
     pred = starts = weights = None
     refreshed, refresh_cost = start, 0.0
+    forced = 0  # the forced refreshes done
     if prediction is None:
         model = ClipModel(layout, target, cfg.lam)
     else:
@@ -297,10 +303,13 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
                 vs.mul_(b2).addcmul_(g, g, value=1 - b2)
                 z[:, t0:t1] -= lr * (ms / c1) / ((vs / c2).sqrt() + ADAM_EPS)
         step += 1
-        if prediction is not None and time.perf_counter() - refreshed > refresh_cost / REFRESH_COST:
+        due = forced < len(FORCED_REFRESH) and step >= FORCED_REFRESH[forced] * sched.total
+        if prediction is not None and (due or time.perf_counter() - refreshed > refresh_cost / REFRESH_COST):
             t_r = time.perf_counter()
             pred = torch.from_numpy(prediction.refresh(model.networks()[0], _rounded_frames(layout, lat)))
             refreshed, refresh_cost = time.perf_counter(), time.perf_counter() - t_r
+            while forced < len(FORCED_REFRESH) and step >= FORCED_REFRESH[forced] * sched.total:
+                forced += 1
         sched.report(step, mse, progress)
         if sched.finished(step):
             break

@@ -187,3 +187,36 @@ def test_p_frames_add_the_synthesis_to_the_warped_reference():
     pred = np.full((2, 2, 3), 250, np.uint8)
     np.testing.assert_array_equal(codec7.compose(synth, pred), np.full((2, 2, 3), 255))  # 250 + 25.5, clipped
     np.testing.assert_array_equal(codec7.compose(synth, None), np.full((2, 2, 3), 26))  # rint(25.5): even
+
+
+@pytest.mark.parametrize("forced,calls", [((0.5, 0.75, 0.9), 4), ((), 1)])
+def test_the_prediction_is_refreshed_at_the_forced_shares_however_slow(monkeypatch, forced, calls):
+    """A refresh that costs more than REFRESH_COST allows is still made at FORCED_REFRESH's
+    shares of the steps (clip/fit.py), so the rounding phase trains against frames made
+    from nearly final latents."""
+    from asmr_cli.clip import fit
+
+    monkeypatch.setattr(fit, "REFRESH_COST", 1e-12)  # after the first refresh, time never allows another
+    monkeypatch.setattr(fit, "FORCED_REFRESH", forced)
+    steps = []
+    original = fit.fit_clip
+
+    def spy(layout, part, cfg, progress=None, prediction=None):
+        inner = prediction.refresh
+        count = {"step": 0}
+
+        def refresh(synthesis, latents):
+            steps.append(count["step"])
+            return inner(synthesis, latents)
+
+        def report(step, total, psnr):
+            count["step"] = step
+            if progress:
+                progress(step, total, psnr)
+
+        prediction.refresh = refresh
+        return original(layout, part, cfg, report, prediction)
+
+    monkeypatch.setattr(fit, "fit_clip", spy)  # encoder7 imports it when it encodes
+    encode_clip(panning(t=4), EncodeOptions(bpp=0.5, preset="fast", iters=40, device="cpu"))
+    assert len(steps) == calls
