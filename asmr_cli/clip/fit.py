@@ -303,13 +303,12 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
                 vs.mul_(b2).addcmul_(g, g, value=1 - b2)
                 z[:, t0:t1] -= lr * (ms / c1) / ((vs / c2).sqrt() + ADAM_EPS)
         step += 1
-        due = forced < len(FORCED_REFRESH) and step >= FORCED_REFRESH[forced] * sched.total
-        if prediction is not None and (due or time.perf_counter() - refreshed > refresh_cost / REFRESH_COST):
+        passed = sum(step >= share * sched.total for share in FORCED_REFRESH)  # forced refreshes due so far
+        too_soon = time.perf_counter() - refreshed <= refresh_cost / REFRESH_COST
+        if prediction is not None and (passed > forced or not too_soon):
             t_r = time.perf_counter()
             pred = torch.from_numpy(prediction.refresh(model.networks()[0], _rounded_frames(layout, lat)))
-            refreshed, refresh_cost = time.perf_counter(), time.perf_counter() - t_r
-            while forced < len(FORCED_REFRESH) and step >= FORCED_REFRESH[forced] * sched.total:
-                forced += 1
+            refreshed, refresh_cost, forced = time.perf_counter(), time.perf_counter() - t_r, passed
         sched.report(step, mse, progress)
         if sched.finished(step):
             break

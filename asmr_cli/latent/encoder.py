@@ -153,10 +153,9 @@ IMAGE_RECIPE: dict = {"soft_rounding": True, "ste_fraction": 0.15, "steer_from":
 # on Kodak images; on the README sample (192x128, 3,000 steps under the visit cap) it gave
 # 32.60 dB at 1.433 bpp against 33.57 at 1.274 with 0.01 (docs/rate-distortion.md)
 SMALL_RECIPE: dict = {"latent_lr": 0.01}
-# what photos of LARGE_FROM pixels and more take instead: at 3.4 MP (a step's window 141K
-# pixels, a pixel's latents trained in 35-65 windows in the default preset's time) 0.05 gave
-# +0.18 to +0.43 dB against JPEG at the file's rate over 0.03, and 0.08 lost it again; on
-# Kodak images (0.39 MP) 0.05 was even with 0.03 (docs/rate-distortion.md, "Large photos")
+# what photos of LARGE_FROM pixels and more take instead (their pixels are trained in far
+# fewer windows in the preset's time); chosen at 3.4 MP, even with 0.03 on Kodak images
+# (docs/rate-distortion.md, "Large photos")
 LARGE_RECIPE: dict = {"latent_lr": 0.05}
 LARGE_FROM = 1 << 20
 # a step's window: a 24th of the image, at least 2^14 pixels (what the crops were tuned at,
