@@ -4,11 +4,15 @@ RSS and timings are the variant's), PSNR measured on the decoded frames.
 Variants (module constants of the clip encoder, set before the encode):
   v4       format 4, no motion (the baseline)
   motion   format 7 as shipped
+  bframes  format 9 (hierarchical B frames); b:VARIANT is format 9 with another variant below
   nosearch format 7, every P frame predicted from the unmoved decoded frame before
   cubic    format 7 with the 4-tap cubic interpolation instead of bilinear
   period=N format 7 with an intra period of N frames
+  layer=W  format 9 with a B frame's weight per temporal layer under it W (encoder7.LAYER_WEIGHT)
   intra=W  format 7 with the intra frames' distortion weighted W in training
   noforce  format 7 without the forced refreshes of the prediction (clip/fit.FORCED_REFRESH)
+  unchained format 7 with each P frame's motion matched against the source frame before it
+  visits=X format 7 with this share of the steps training an intra frame alone (clip/fit.INTRA_VISITS)
 
     OMP_NUM_THREADS=1 python benchmarks/clip_motion.py --frames 0:32 --bpp 0.1 --preset fast v4 motion nosearch
 
@@ -38,6 +42,11 @@ from asmr_cli.io.clips import frame_psnr, parse_frames
 from asmr_cli.io.video import read_video
 
 path, frames, variant, bpp, preset, time_limit, iters = sys.argv[1:8]
+family.MOTION_VERSION = 7
+name = variant
+if variant == "bframes" or variant.startswith("b:"):  # format 9, with the variant after "b:"
+    family.MOTION_VERSION = 9
+    variant = "motion" if variant == "bframes" else variant[2:]
 if variant == "v4":
     family.WRITE_MOTION = False
 elif variant == "nosearch":
@@ -46,11 +55,19 @@ elif variant == "cubic":
     encoder7.FILTER = motion.CUBIC
 elif variant.startswith("period="):
     encoder7.INTRA_PERIOD = int(variant.split("=")[1])
+elif variant.startswith("layer="):
+    encoder7.LAYER_WEIGHT = float(variant.split("=")[1])
 elif variant.startswith("intra="):
     encoder7.INTRA_WEIGHT = float(variant.split("=")[1])
 elif variant == "noforce":
     from asmr_cli.clip import fit
     fit.FORCED_REFRESH = ()
+elif variant == "unchained":
+    from asmr_cli.clip import estimate
+    estimate.CHAINED = False
+elif variant.startswith("visits="):
+    from asmr_cli.clip import fit
+    fit.INTRA_VISITS = float(variant.split("=")[1])
 elif variant != "motion":
     raise SystemExit(f"unknown variant {variant}")
 family.WRITE_MOTION = variant != "v4"
@@ -65,7 +82,7 @@ dec = decode_video(res.data)
 dec_s = time.perf_counter() - start
 s = res.stats
 per_frame = frame_psnr(clip.frames, dec.frames)
-print(json.dumps({"variant": variant, "bpp": s["bpp"], "psnr": float(np.mean(per_frame)),
+print(json.dumps({"variant": name, "bpp": s["bpp"], "psnr": float(np.mean(per_frame)),
                   "per_frame": [round(float(x), 2) for x in per_frame],
                   "bytes": s["bytes"], "iterations": s["iterations"], "encode_s": enc_s, "decode_s": dec_s,
                   "frames": clip.count, "format": s["format_version"], "motion_modes": s.get("motion_modes"),

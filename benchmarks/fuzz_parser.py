@@ -109,6 +109,13 @@ def seeds() -> list[bytes]:
         files += [_clip7_file(M((5, 13, 21), 3, 8, 4, 4, 4, V, 25, 1, 5, 2, 8, 0), rng),
                   _clip7_file(M((4, 9, 17), 3, 8, 2, 0, 2, V, 30000, 1001, 2, 2, 4, 1), rng),
                   _clip7_file(M((1, 1, 1), 3, 8, 1, 0, 0, V, 0, 1, 1, 1, 32, 0), rng)]
+    if True:  # format 9: hierarchical B frames (two groups, a period that leaves a one-frame segment, 1x1)
+        from asmr_cli.clip.format9 import BHeader
+
+        B, V = BHeader, cfile.KIND_VIDEO
+        files += [_clip7_file(B((9, 13, 21), 3, 8, 4, 4, 4, V, 25, 1, 5, 4, 8, 0), rng),
+                  _clip7_file(B((6, 9, 17), 3, 8, 2, 0, 2, V, 30000, 1001, 6, 4, 4, 1), rng),
+                  _clip7_file(B((1, 1, 1), 3, 8, 1, 0, 0, V, 0, 1, 1, 1, 32, 0), rng)]
     if True:  # format 5: collections (members of several sizes, subfolders, one member, 16-bit)
         files += [_collection_file(3, 8, 3, 4, 4, [("a/x.png", 13, 21), ("a/b/y.png", 16, 16), ("z.png", 8, 5)],
                                    rng),
@@ -132,8 +139,9 @@ def _collection_file(channels: int, depth: int, levels: int, hidden: int, ctx: i
 
 
 def _clip7_file(header, rng: np.random.Generator) -> bytes:
-    """A valid version-7 file (a clip with motion) with random weights, latents and motion
-    (every P frame's mode drawn, vectors within a few pixels)."""
+    """A valid version-7 or -9 file (a clip with motion) with random weights, latents and
+    motion (every slot's mode drawn, GLOBAL first where a B frame drew UNUSED twice,
+    vectors within a few pixels)."""
     from asmr_cli.clip import motion
     from asmr_cli.clip.codec7 import pack
     from asmr_cli.clip.format7 import GroupMotion
@@ -147,7 +155,10 @@ def _clip7_file(header, rng: np.random.Generator) -> bytes:
         context = {n: rng.normal(0, 0.5, s)
                    for n, s in cm.parameter_shapes(len(layout.grids()), layout.context_hidden, True)}
         frames = [[rng.laplace(0, 2, s) for _, _, s in layout.grids()] for _ in range(start, end)]
-        modes = rng.integers(0, 3, len(header.p_frames(start, end)))
+        modes = rng.integers(0, max(header.modes) + 1, header.slots(start, end))
+        if header.version == 9:
+            pairs = modes.reshape(-1, 2)
+            pairs[np.all(pairs == motion.UNUSED, axis=1), 0] = motion.GLOBAL
         mot = GroupMotion(modes, rng.integers(-12, 13, (int(np.sum(modes == 1)), 2)),
                           rng.integers(-12, 13, (int(np.sum(modes == 2)), by, bx, 2)))
         groups.append((synthesis, context, mot, frames))
@@ -227,15 +238,20 @@ def _resize(b: bytes, rng: np.random.Generator) -> bytes:
 
 
 def _extreme_latent_header(header: bytes, rng: np.random.Generator, version: int) -> bytes:
-    """A version-3, 4, 7 or 8 header with one field set to an extreme value."""
-    from asmr_cli.clip import format7
+    """A version-3, 4, 7, 8 or 9 header with one field set to an extreme value."""
+    from asmr_cli.clip import format7, format9
 
     image = version in fmt3.VERSIONS
-    fmt = {fmt3.VERSION: fmt3, fmt3.VERSION_REFINE: fmt3, fmt4.VERSION: fmt4, 7: format7}[version]
-    h = fmt.parse_header(header, version) if image else fmt.parse_header(header)
+    fmt = {fmt3.VERSION: fmt3, fmt3.VERSION_REFINE: fmt3, fmt4.VERSION: fmt4, 7: format7, 9: format7}[version]
+    if image:
+        h = fmt.parse_header(header, version)
+    elif version == 9:
+        h = format7.parse_header(header, format9.BHeader)
+    else:
+        h = fmt.parse_header(header)
     names = ["kind", "sizes", "channels", "bit_depth", "levels", "hidden", "context_hidden"]
     names += ["group", "fps_num", "fps_den"] if not image else []
-    names += ["period", "block", "filt"] if version == 7 else []
+    names += ["period", "block", "filt"] if version in (7, 9) else []
     names += ["refine"] if version == fmt3.VERSION_REFINE else []
     name = str(rng.choice(names))
     if name == "sizes":
@@ -280,7 +296,7 @@ def _extreme_header(header: bytes, rng: np.random.Generator, version: int = fmt2
     """Re-pack the header with one field set to an extreme value (or a changed axis/level count)."""
     if version == 5:
         return _extreme_collection_header(header, rng)
-    if version in (*fmt3.VERSIONS, fmt4.VERSION, 7):
+    if version in (*fmt3.VERSIONS, fmt4.VERSION, 7, 9):
         return _extreme_latent_header(header, rng, version)
     h = fmt2.parse_header(header)
     name = str(rng.choice(["kind", "sizes", "channels", "bit_depth", "bases", "hidden", "latent_dim",

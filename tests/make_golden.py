@@ -2,7 +2,7 @@
 decoded pixels, each into its family's folder (tests/coordinate/golden/, tests/latent/golden/,
 tests/clip/golden/). Run once per format version, from the repository root:
 
-    python tests/make_golden.py v1v2   (or v3, v4, v7, v8)
+    python tests/make_golden.py v1v2   (or v3, v4, v7, v8, v9)
 
 and commit what it writes. Never rerun it to make a failing golden test pass: the files
 stand for what earlier builds wrote, and the checksums for what they decoded to.
@@ -23,6 +23,9 @@ stand for what earlier builds wrote, and the checksums for what they decoded to.
 - video_v7.asmr: a clip of 4 frames of 8 x 10, a pan, as format version 7 (an intra
   period of 2: two segments of an intra frame and a motion-compensated P frame; each
   segment's latents in one stream); written by `python tests/make_golden.py v7`.
+- video_v9.asmr: a clip of 5 frames of 8 x 10, a pan, as format version 9 (an intra
+  period of 4: intra frames 0 and 4, B frames 2, 1, 3 in coding order between them, each
+  with two motion slots); written by `python tests/make_golden.py v9`.
 - image_v1.asmr: the same network as image_v2.asmr as version 1 stored it: every tensor
   coded without prediction, version byte 1 (version 1 is version 2 without prediction;
   the version byte lies outside both checksums).
@@ -43,7 +46,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-FAMILY_OF_VERSION = {1: "coordinate", 2: "coordinate", 3: "latent", 4: "clip", 7: "clip", 8: "latent"}
+FAMILY_OF_VERSION = {1: "coordinate", 2: "coordinate", 3: "latent", 4: "clip", 7: "clip", 8: "latent", 9: "clip"}
 
 from asmr_cli.api import EncodeOptions, decode_bytes, decode_video, encode_clip, encode_raster, formats  # noqa: E402
 from asmr_cli.clip import format as fmt4  # noqa: E402
@@ -84,7 +87,7 @@ def _clear_of_boundaries(data: bytes) -> bool:
 
         clip = unpack_clip(f)
         out = np.stack([render_native(img) for img in clip.frames(0, f.header.frames)]) * 255.0
-    elif f.version == 7:
+    elif f.version in (7, 9):
         from asmr_cli.clip import codec7
 
         values = []
@@ -112,7 +115,7 @@ def _clear_of_boundaries(data: bytes) -> bool:
 def _predicted(data: bytes) -> list[str]:
     """The tensors coded as residuals along an axis (format version 2 only)."""
     f = formats.loads(data)
-    if f.version in (*fmt3.VERSIONS, fmt4.VERSION, 7):
+    if f.version in (*fmt3.VERSIONS, fmt4.VERSION, 7, 9):
         return []
     return [n for (n, _), t in zip(f.header.architecture.param_shapes(), f.tensors) if t.coded.predict]
 
@@ -183,23 +186,27 @@ def main_v4() -> None:
     _record({"video_v4.asmr": video})
 
 
-def main_v7() -> None:
+def main_v7(version: int = 7, frames: int = 4, period: int = 2) -> None:
     from asmr_cli.clip import encoder7, family
 
-    family.WRITE_MOTION = True
-    encoder7.INTRA_PERIOD = 2
-    rng = np.random.default_rng(7)
-    big = _smooth((1, 16, 20, 3), 7)[0]
-    pan = np.stack([big[i:i + 8, 2 * i:2 * i + 10] for i in range(4)])
+    family.WRITE_MOTION, family.MOTION_VERSION = True, version
+    encoder7.INTRA_PERIOD = period
+    rng = np.random.default_rng(version)
+    big = _smooth((1, 16, 20, 3), version)[0]
+    pan = np.stack([big[i:i + 8, 2 * i:2 * i + 10] for i in range(frames)])
     for seed in range(100):
         opts = EncodeOptions(preset="fast", iters=30, hidden=4, seed=seed, device="cpu", bpp=6.0)
         clip = np.clip(pan.astype(int) + rng.integers(-2, 3, pan.shape), 0, 255).astype(np.uint8)
         video = encode_clip(Clip(clip, Fraction(25)), opts).data
-        if formats.loads(video).version == 7 and _clear_of_boundaries(video):
+        if formats.loads(video).version == version and _clear_of_boundaries(video):
             break
     else:
         raise SystemExit("no seed kept the clip clear of rounding boundaries")
-    _record({"video_v7.asmr": video})
+    _record({f"video_v{version}.asmr": video})
+
+
+def main_v9() -> None:
+    main_v7(9, 5, 4)
 
 
 def main() -> None:
@@ -222,7 +229,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    runs = {"v1v2": main, "v3": main_v3, "v4": main_v4, "v7": main_v7, "v8": main_v8}
+    runs = {"v1v2": main, "v3": main_v3, "v4": main_v4, "v7": main_v7, "v8": main_v8, "v9": main_v9}
     if len(sys.argv) != 2 or sys.argv[1] not in runs:
         raise SystemExit(f"usage: python tests/make_golden.py {'|'.join(runs)}  (see the docstring)")
     runs[sys.argv[1]]()

@@ -19,7 +19,7 @@ from ..core.options import EncodeOptions
 FAMILIES: dict[str, tuple[int, ...]] = {
     "coordinate": (1, 2),
     "latent": (3, 8),
-    "clip": (4, 7),
+    "clip": (4, 7, 9),
     "collection": (5,),
 }
 VERSION_FAMILY = {v: name for name, versions in FAMILIES.items() for v in versions}

@@ -1,11 +1,13 @@
-"""Motion estimation for format version 7's encoder (numpy; never imported by the decoder).
+"""Motion estimation for the encoder of format versions 7 and 9 (numpy; never imported by
+the decoder).
 
-Per P frame, against the source frame before it: a global translation found coarse to
-fine (4x and 2x reductions, then full resolution), a block matching cost volume around it
+Per reference of each predicted frame (the reference as predicted, CHAINED): a global
+translation found coarse to fine (4x and 2x reductions, then full resolution), a block
+matching cost volume around it
 (luma SSE per block for every integer displacement in a window), vectors chosen row by
 row with a rate term against the left neighbour's vector (what the coder predicts from),
 refined to half then quarter pixels through the decoder's own interpolation. Then the
-frame's mode is the cheapest of none, global and field in SSE + mu * bits, where mu is
+reference's mode is the cheapest of none, global and field in SSE + mu * bits, where mu is
 what a bit is worth in the training's loss."""
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ SEARCH = 7  # integer search radius around the global vector, full resolution
 COARSE_SEARCH = 8  # at 1/4 resolution (so +-32 pixels)
 GLOBAL_BITS = 24.0  # about what a global vector costs
 MODE_BITS = 2.0
+CHAINED = True  # match against the chain of predictions (what the decoder will hold), not the source frame
 SUB_PIXEL = True  # refine to quarter pixels (False: integer vectors, the ablation)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -142,36 +145,61 @@ def field_bits(field: np.ndarray) -> float:
     return 32.0 * coded.words.size + 48.0
 
 
-def estimate(frames: np.ndarray, p_frames: list[int], block: int, filt: int, mu: float,
+def _one(cur8: np.ndarray, ref8: np.ndarray, block: int, filt: int, mu: float,
+         extra_bits: float) -> tuple[float, tuple[int, np.ndarray | None, np.ndarray | None], np.ndarray, float]:
+    """The cheapest of none, global and field for predicting cur8 from ref8, in SSE + mu x
+    bits: (that cost, the motion, its prediction, its bits)."""
+    cur, ref = luma(cur8), luma(ref8)
+    g = global_vector(cur, ref)
+    field = refine(cur, ref8, block_field(cur, ref, g, block, mu / cur8.shape[-1]), block, filt)
+    gvec, _ = refine_global(cur, ref8, np.array(g, np.int32) * 4, filt)
+    g_pred = motion.predict(ref8, motion.GLOBAL, gvec, None, block, filt)
+    f_pred = motion.predict(ref8, motion.FIELD, None, field, block, filt)
+    cands = [((motion.NONE, None, None), ref8, MODE_BITS),
+             ((motion.GLOBAL, gvec, None), g_pred, MODE_BITS + GLOBAL_BITS),
+             ((motion.FIELD, None, field), f_pred, MODE_BITS + field_bits(field))]
+    cost, mot, pred, bits = min(((_sse(cur8, p) + mu * (b + extra_bits), m, p, b) for m, p, b in cands),
+                                key=lambda x: x[0])
+    return cost, mot, pred, bits
+
+
+def _sse(cur8: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.sum((cur8.astype(np.float32) - pred.astype(np.float32)) ** 2))
+
+
+def estimate(frames: np.ndarray, plan: list[tuple[int, tuple[int, ...]]], block: int, filt: int, mu: float,
              search: bool = True) -> list[tuple[int, np.ndarray | None, np.ndarray | None]]:
-    """frames (T, H, W, C) uint8 (the source); for each P frame t (predicted from t - 1) its
-    (mode, global vector, field). mu: the loss's worth of one bit in SSE over all channels
-    on the 0-255 scale. search=False: every P frame NONE (the ablation's no-motion start)."""
-    out = []
-    c = frames.shape[-1]
-    for t in p_frames:
-        if not search:
-            out.append((motion.NONE, None, None))
+    """frames (T, H, W, C) uint8 (the source); plan: frames in coding order with their
+    references (MotionHeader.plan); for every slot (each reference of each predicted frame)
+    its (mode, global vector, field). mu: the loss's worth of one bit in SSE over all
+    channels on the 0-255 scale. search=False: every slot NONE (the ablation's no-motion
+    start; a B frame then averages its two references). CHAINED: a reference that is itself
+    predicted is matched as predicted (what the decoder will hold, less the residual), not
+    as the source frame. A B frame (two references) takes the cheapest of the first alone,
+    the second alone and both averaged."""
+    out: list[tuple[int, np.ndarray | None, np.ndarray | None]] = []
+    chain: dict[int, np.ndarray] = {}  # predicted frame -> its prediction
+    unused = (motion.UNUSED, None, None)
+    for t, refs in plan:
+        if not refs:
             continue
-        cur8, ref8 = frames[t], frames[t - 1]
-        cur, ref = luma(cur8), luma(ref8)
-        mu_luma = mu / c  # luma SSE stands for the channels' mean
-        g = global_vector(cur, ref)
-        field = refine(cur, ref8, block_field(cur, ref, g, block, mu_luma), block, filt)
-        gvec, _ = refine_global(cur, ref8, np.array(g, np.int32) * 4, filt)
-
-        def rgb_sse(pred: np.ndarray, _cur=cur8) -> float:
-            return float(np.sum((_cur.astype(np.float32) - pred.astype(np.float32)) ** 2))
-
-        g_pred = motion.predict(ref8, motion.GLOBAL, gvec, None, block, filt)
-        f_pred = motion.predict(ref8, motion.FIELD, None, field, block, filt)
-        costs = [
-            (rgb_sse(ref8) + mu * MODE_BITS, motion.NONE, None, None),
-            (rgb_sse(g_pred) + mu * (MODE_BITS + GLOBAL_BITS), motion.GLOBAL, gvec, None),
-            (rgb_sse(f_pred) + mu * (MODE_BITS + field_bits(field)), motion.FIELD, None, field),
-        ]
-        _, mode, vec, fld = min(costs, key=lambda x: x[0])
-        out.append((mode, vec, fld))
+        if not search:
+            out += [(motion.NONE, None, None)] * len(refs)
+            continue
+        cur8 = frames[t]
+        ref8 = [chain.get(r, frames[r]) if CHAINED else frames[r] for r in refs]
+        if len(refs) == 1:
+            _, mot, pred, _ = _one(cur8, ref8[0], block, filt, mu, 0.0)
+            out.append(mot)
+        else:
+            (_, ma, pa, ba), (_, mb, pb, bb) = (_one(cur8, r, block, filt, mu, MODE_BITS) for r in ref8)
+            both = ((pa.astype(np.int16) + pb + 1) >> 1).astype(np.uint8)
+            cands = [(_sse(cur8, pa) + mu * (ba + MODE_BITS), [ma, unused], pa),
+                     (_sse(cur8, pb) + mu * (bb + MODE_BITS), [unused, mb], pb),
+                     (_sse(cur8, both) + mu * (ba + bb), [ma, mb], both)]
+            _, mots, pred = min(cands, key=lambda x: x[0])
+            out += mots
+        chain[t] = pred
     return out
 
 

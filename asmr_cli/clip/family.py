@@ -1,6 +1,6 @@
-"""Formats 4 and 7 as a family (core/family.py): clips as latent pyramids per frame (4), and
-as intra frames and motion-compensated P frames whose pyramids code the residual (7, what
-the encoder writes)."""
+"""Formats 4, 7 and 9 as a family (core/family.py): clips as latent pyramids per frame (4),
+as intra frames and motion-compensated P frames whose pyramids code the residual (7), and
+as intra frames and hierarchical B frames (9, what the encoder writes)."""
 
 from __future__ import annotations
 
@@ -18,26 +18,32 @@ from ..io.clips import Clip, fps_pair, frame_psnr
 from ..latent import codec as latent_codec
 from ..latent.family import check_decodable, describe
 from ..latent.format import LatentHeader
-from . import codec, codec7, format7
+from . import codec, codec7, format7, format9
 from .format import VERSION as VERSION4
 from .format import parse as parse4
 
 VERSION = format7.VERSION
-# The encoder writes format 4 (no motion) by default: format 7 as built for issue 23 measured
-# worse on carphone and far worse on bikes at the fast preset (docs/video.md); True writes it.
-WRITE_MOTION = False
+# The encoder writes MOTION_VERSION (9: hierarchical B frames; 7: P frames, measured worse
+# than format 4 on carphone and far worse on bikes); False writes format 4 (no motion).
+# docs/video.md has the measurements.
+WRITE_MOTION = True
+MOTION_VERSION = format9.VERSION
+MOTION_VERSIONS = (format7.VERSION, format9.VERSION)
 
 
 def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
+    if version == format9.VERSION:
+        return format9.parse(version, header, payload)
     return format7.parse(version, header, payload) if version == format7.VERSION else parse4(version, header, payload)
 
 
 def describe_clip(h: LatentHeader, nbytes: int, version: int) -> dict:
     out = describe(h, nbytes, version)
     if isinstance(h, format7.MotionHeader):
-        # the warp of P frames: per channel 4 + 2 multiplies (bilinear) or 16 + 4 (cubic)
+        # the warp of P frames: per channel 4 + 2 multiplies (bilinear) or 16 + 4 (cubic); a
+        # B frame's two (at most: a reference may be unused), counted as two
         share = 1 - len(h.segment_spans()) / h.frames
-        warp = share * h.channels * (6, 20)[h.filt]
+        warp = share * h.channels * (6, 20)[h.filt] * (2 if isinstance(h, format9.BHeader) else 1)
         out["macs_per_pixel"] = round(out["macs_per_pixel"] + warp, 1)
         out["unshared_macs_per_pixel"] = round(out["unshared_macs_per_pixel"] + warp, 1)
         out.update(intra_period=h.period, motion_block=h.block,
@@ -46,7 +52,7 @@ def describe_clip(h: LatentHeader, nbytes: int, version: int) -> dict:
 
 
 def decode_frames(f: AsmrFile, start: int, end: int) -> np.ndarray:
-    if f.version == format7.VERSION:
+    if f.version in MOTION_VERSIONS:
         return codec7.frames_uint8(codec7.unpack(f), start, end)
     return codec.frames_uint8(codec.unpack_clip(f), start, end)
 
@@ -56,7 +62,7 @@ def render_frames(f: AsmrFile, start: int, end: int, out_size: tuple[int, int], 
     """Frames [start, end) at any frame size and for a region of it: format 4 each through
     the image decoder; format 7 decoded at the native size (the prediction is pixels), then
     resampled as the image decoder resamples a reduced image (bicubic when enlarging)."""
-    if f.version == format7.VERSION:
+    if f.version in MOTION_VERSIONS:
         return _render7(f, start, end, out_size, top_left, bottom_right)
     lc = codec.unpack_clip(f)
     (y, x), (y1, x1) = top_left, bottom_right
@@ -102,8 +108,8 @@ def encode_clip(clip: Clip, opts: EncodeOptions, progress=None) -> EncodeResult:
         from . import encoder7
 
         bpp = target.budget_bytes * 8 / (t * h * w)
-        header = format7.MotionHeader(*fields, encoder7.period_for(group, bpp), encoder7.block_for(h, w),
-                                      encoder7.FILTER)
+        cls = format9.BHeader if MOTION_VERSION == format9.VERSION else format7.MotionHeader
+        header = cls(*fields, encoder7.period_for(group, bpp), encoder7.block_for(h, w), encoder7.FILTER)
         enc = encoder7.encode(clip.as_float(), header, target, opts.preset, opts.iters, opts.time_limit,
                               opts.seed, progress)
     else:
@@ -113,7 +119,7 @@ def encode_clip(clip: Clip, opts: EncodeOptions, progress=None) -> EncodeResult:
     f = parse(*unframe(enc.data, FAMILY.versions))  # the check decode
     decoded = decode_frames(f, 0, t)
     stats = describe_clip(header, len(enc.data), f.version)
-    if f.version == VERSION:
+    if f.version in MOTION_VERSIONS:
         from .encoder7 import mode_counts
 
         stats["motion_modes"] = mode_counts(f.motion)
@@ -124,5 +130,5 @@ def encode_clip(clip: Clip, opts: EncodeOptions, progress=None) -> EncodeResult:
     return EncodeResult(enc.data, stats)
 
 
-FAMILY = Family("clip", (VERSION4, VERSION), parse, describe_clip, check_decodable, decode_frames=decode_frames,
-                render_frames=render_frames, encode_clip=encode_clip)
+FAMILY = Family("clip", (VERSION4, *MOTION_VERSIONS), parse, describe_clip, check_decodable,
+                decode_frames=decode_frames, render_frames=render_frames, encode_clip=encode_clip)

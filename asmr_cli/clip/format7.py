@@ -40,26 +40,42 @@ class MotionHeader(LatentHeader):
     block: int = 8  # motion block side, pixels
     filt: int = motion.BILINEAR
 
+    version = VERSION
+    modes = motion.MODES  # the motion modes a slot may hold (format 9 adds UNUSED)
+
     def segment_spans(self) -> list[tuple[int, int]]:
         """[start, end) of every segment: an intra frame and the P frames predicted from it."""
         return [(s, min(e, s + self.period)) for gs, e in self.group_spans() for s in range(gs, e, self.period)]
 
-    def p_frames(self, start: int, end: int) -> list[int]:
-        """The P frames of [start, end) (a group's span), in order."""
+    def plan(self, start: int, end: int) -> list[tuple[int, tuple[int, ...]]]:
+        """A group's frames in coding order, each with its references: () for an intra frame,
+        (t - 1,) for a P frame. Each reference is one motion slot, in this order."""
         firsts = {s for s, _ in self.segment_spans()}
-        return [t for t in range(start, end) if t not in firsts]
+        return [(t, () if t in firsts else (t - 1,)) for t in range(start, end)]
+
+    def p_frames(self, start: int, end: int) -> list[int]:
+        """The predicted frames of [start, end) (a group's span), in coding order."""
+        return [t for t, refs in self.plan(start, end) if refs]
+
+    def slots(self, start: int, end: int) -> int:
+        """A group's motion slots (one per reference of every predicted frame)."""
+        return sum(len(refs) for _, refs in self.plan(start, end))
+
+    def check_modes(self, modes: np.ndarray, start: int, end: int) -> None:
+        """Format 9 refuses a B frame that uses neither reference; every mode is allowed here."""
 
 
 @dataclass
 class GroupMotion:
-    """A group's motion: per P frame (in order) its mode, and the vectors it uses."""
+    """A group's motion: per slot (MotionHeader.plan's references, in order) its mode, and
+    the vectors it uses."""
 
-    modes: np.ndarray  # (n_p,) int
+    modes: np.ndarray  # (slots,) int
     vectors: np.ndarray  # (n_global, 2) int, quarter pixels
     fields: np.ndarray  # (n_field, by, bx, 2) int
 
     def of(self, i: int) -> tuple[int, np.ndarray | None, np.ndarray | None]:
-        """The i-th P frame's (mode, global vector, field)."""
+        """The i-th slot's (mode, global vector, field)."""
         mode = int(self.modes[i])
         if mode == motion.GLOBAL:
             return mode, self.vectors[int(np.count_nonzero(self.modes[:i] == motion.GLOBAL))], None
@@ -83,16 +99,16 @@ def motion_tensors(m: GroupMotion) -> list[Tensor]:
 def dumps(h: MotionHeader, tensors: list[Tensor], motions: list[GroupMotion], streams: list[CodedStream]) -> bytes:
     payload = b"".join(pack_tensor(t) for t in tensors)
     payload += b"".join(pack_tensor(t) for m in motions for t in motion_tensors(m))
-    return frame(VERSION, pack_header(h), payload + b"".join(pack_stream(g) for g in streams))
+    return frame(h.version, pack_header(h), payload + b"".join(pack_stream(g) for g in streams))
 
 
 def overhead(h: MotionHeader) -> int:
     return len(dumps(h, [], [], []))
 
 
-def parse_header(data: bytes) -> MotionHeader:
+def parse_header(data: bytes, cls: type[MotionHeader] = MotionHeader) -> MotionHeader:
     r = Reader(data, "header")
-    image = read_header(r, KIND_VIDEO, VERSION)
+    image = read_header(r, KIND_VIDEO, cls.version)
     height, width = image.sizes
     frames, group, fps_num, fps_den, period, block, filt = r.unpack("IIIIHBB")
     check(1 <= frames <= MAX_AXIS and frames * height * width <= MAX_SAMPLES, f"{frames} frames")
@@ -102,7 +118,7 @@ def parse_header(data: bytes) -> MotionHeader:
     check(block in motion.BLOCKS, f"motion block {block}")
     check(filt in motion.FILTERS, f"interpolation filter {filt}")
     check(r.done(), "header has trailing bytes")
-    return MotionHeader((frames, height, width), image.channels, image.bit_depth, image.levels, image.hidden,
+    return cls((frames, height, width), image.channels, image.bit_depth, image.levels, image.hidden,
                         image.context_hidden, KIND_VIDEO, fps_num, fps_den, group, period, block, filt)
 
 
@@ -115,10 +131,11 @@ def _decoded(t: Tensor, shape: tuple[int, ...], lo: int, hi: int, what: str) -> 
 
 def read_motion(r: Reader, h: MotionHeader, start: int, end: int) -> GroupMotion:
     """A group's motion tensors, decoded and checked (small: a few values per block)."""
-    n_p = len(h.p_frames(start, end))
+    n_p = h.slots(start, end)
     by, bx = motion.blocks_of(h.sizes[1], h.sizes[2], h.block)
     check(n_p * by * bx * 2 <= MAX_MOTION_VALUES, f"motion of {n_p} frames of {by}x{bx} blocks")
-    modes = _decoded(parse_tensor(r, "modes", (n_p,), 1, False), (n_p,), 0, max(motion.MODES), "motion mode")
+    modes = _decoded(parse_tensor(r, "modes", (n_p,), 1, False), (n_p,), 0, max(h.modes), "motion mode")
+    h.check_modes(modes, start, end)
     n_global = int(np.count_nonzero(modes == motion.GLOBAL))
     n_field = int(np.count_nonzero(modes == motion.FIELD))
     lim = motion.MAX_VECTOR
@@ -129,8 +146,8 @@ def read_motion(r: Reader, h: MotionHeader, start: int, end: int) -> GroupMotion
     return GroupMotion(modes, vectors, fields)
 
 
-def parse(version: int, header: bytes, payload: bytes) -> AsmrFile:
-    h = parse_header(header)
+def parse(version: int, header: bytes, payload: bytes, cls: type[MotionHeader] = MotionHeader) -> AsmrFile:
+    h = parse_header(header, cls)
     layout = h.layout
     r = Reader(payload, "payload")
     tensors = read_group_networks(r, h)

@@ -23,6 +23,7 @@ import numpy as np
 
 NONE, GLOBAL, FIELD = 0, 1, 2
 MODES = (NONE, GLOBAL, FIELD)
+UNUSED = 3  # format 9: a B frame's reference it does not predict from
 BILINEAR, CUBIC = 0, 1
 FILTERS = (BILINEAR, CUBIC)
 BLOCKS = (4, 8, 16, 32)
@@ -81,3 +82,15 @@ def predict(ref: np.ndarray, mode: int, vector: np.ndarray | None, field: np.nda
         return warp(ref, int(vector[0]), int(vector[1]), filt)
     dy, dx = pixel_field(field, h, w, block)
     return warp(ref, dy, dx, filt)
+
+
+def predict_from(refs: list[np.ndarray], motions: list[tuple[int, np.ndarray | None, np.ndarray | None]],
+                 block: int, filt: int) -> np.ndarray:
+    """A frame's prediction from one or two references (H, W, C) uint8, each with its motion
+    (mode, vector, field); a reference whose mode is UNUSED is skipped, and two predictions
+    are averaged in integers ((a + b + 1) >> 1). At least one reference is used (the
+    parsers check it)."""
+    preds = [predict(r, m, v, f, block, filt) for r, (m, v, f) in zip(refs, motions) if m != UNUSED]
+    if len(preds) == 1:
+        return preds[0]
+    return ((preds[0].astype(np.int16) + preds[1] + 1) >> 1).astype(np.uint8)

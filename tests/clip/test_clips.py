@@ -39,10 +39,16 @@ def moving(t=6, h=24, w=32, speed=1, seed=0) -> Clip:
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_the_encoder_writes_format_4_by_default():
+@pytest.fixture(scope="module", autouse=True)
+def format_4():
+    """Format 4 (no motion), written when clip/family.WRITE_MOTION is False (the encoder's
+    default is format 9: tests/clip/test_bframes.py)."""
     from asmr_cli.clip import family
 
-    assert family.WRITE_MOTION is False
+    before = family.WRITE_MOTION
+    family.WRITE_MOTION = False
+    yield
+    family.WRITE_MOTION = before
 
 
 @pytest.fixture(scope="module")

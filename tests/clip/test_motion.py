@@ -21,12 +21,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module", autouse=True)
 def format_7():
-    """The encoder writes format 7 only when asked (clip/family.WRITE_MOTION)."""
+    """The encoder writes format 7 only when asked (clip/family.WRITE_MOTION, MOTION_VERSION)."""
     from asmr_cli.clip import family
 
-    family.WRITE_MOTION = True
+    before = family.WRITE_MOTION, family.MOTION_VERSION
+    family.WRITE_MOTION, family.MOTION_VERSION = True, format7.VERSION
     yield
-    family.WRITE_MOTION = False
+    family.WRITE_MOTION, family.MOTION_VERSION = before
 
 
 def texture(h, w, seed=0):
@@ -78,9 +79,10 @@ def test_intra_period_follows_the_rate():
     assert encoder7.period_for(20, 0.1) == 20
 
 
-def test_estimate_finds_a_pan():
+def test_estimate_finds_a_pan(monkeypatch):
+    monkeypatch.setattr(estimate, "CHAINED", False)  # against the source frames: the true pan
     clip = panning(3, 32, 48, dy=1, dx=2)
-    est = estimate.estimate(clip.frames, [1, 2], 8, motion.BILINEAR, mu=1.0)
+    est = estimate.estimate(clip.frames, [(0, ()), (1, (0,)), (2, (1,))], 8, motion.BILINEAR, mu=1.0)
     for mode, vec, field in est:
         assert mode in (motion.GLOBAL, motion.FIELD)
         v = vec if mode == motion.GLOBAL else np.median(field.reshape(-1, 2), axis=0)
@@ -117,7 +119,7 @@ def test_frame_ranges_decode_only_their_segment(monkeypatch):
         np.testing.assert_array_equal(decode_video(res.data, rng).frames, whole[rng.start:rng.end])
     mc = codec7.unpack(formats.loads(res.data))
     np.testing.assert_array_equal(mc.frame(5), whole[5])
-    assert mc._state[1] == 6 and mc._state[0] == 2  # frame 5 decoded from its segment's intra frame 4
+    assert mc._state[0] == 2 and mc._state[1] == 2  # frame 5 decoded from its segment's intra frame 4 (2 frames)
 
 
 def test_any_size_and_region(encoded):
