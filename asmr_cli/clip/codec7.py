@@ -67,6 +67,7 @@ class MotionClip:
         self._state: tuple | None = None  # (segment index, frames decoded, decoder, last latents)
         self._frames: dict[int, np.ndarray] = {}  # frames of this segment (and the next anchor) still referred to
         self._anchor: tuple[int, np.ndarray] | None = None  # the latest anchor decoded from the stream after
+        self._wanted: set[int] | None = None  # frames(): the frames asked for and those they predict from
 
     @property
     def layout(self) -> Layout:
@@ -110,7 +111,8 @@ class MotionClip:
         while done <= pos:
             u = order[done]
             last = dec.next_frame(last)
-            out = self._frames[u] = self._compose(g, u, last, threads)
+            if u == t or self._wanted is None or u in self._wanted:  # others: entropy-decoded only
+                out = self._frames[u] = self._compose(g, u, last, threads)
             done += 1
             for r in [r for r in self._frames if self.last_use[k].get(r, -1) < done]:
                 del self._frames[r]  # no frame after this one predicts from r
@@ -118,8 +120,20 @@ class MotionClip:
         return out
 
     def frames(self, start: int, end: int, threads: int = 1):
-        for t in range(start, end):
-            yield self.frame(t, threads)
+        """Frames [start, end): the frames of their segments that none of them predicts from
+        are entropy-decoded (the stream is sequential) but not synthesised."""
+        wanted, todo = set(), list(range(start, end))
+        while todo:
+            t = todo.pop()
+            if t not in wanted:
+                wanted.add(t)
+                todo += self._group(t).refs[t][0]
+        self._wanted = wanted
+        try:
+            for t in range(start, end):
+                yield self.frame(t, threads)
+        finally:
+            self._wanted = None
 
 
 def unpack(f: AsmrFile) -> MotionClip:

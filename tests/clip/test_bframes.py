@@ -21,15 +21,15 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module", autouse=True)
 def format_9():
-    """Format 9 (what the encoder writes by default: test_the_encoder_writes_format_9)."""
+    """Format 9, written when clip/family.WRITE_MOTION is set (MOTION_VERSION 9, its default)."""
     before = family.WRITE_MOTION, family.MOTION_VERSION
     family.WRITE_MOTION, family.MOTION_VERSION = True, format9.VERSION
     yield
     family.WRITE_MOTION, family.MOTION_VERSION = before
 
 
-def test_the_encoder_writes_format_9_by_default():
-    assert DEFAULT == (True, format9.VERSION)  # read when the tests are collected, before any fixture
+def test_format_4_by_default_and_9_when_motion_is_asked_for():
+    assert DEFAULT == (False, format9.VERSION)  # read when the tests are collected, before any fixture
 
 
 def _header(frames=10, group=10, period=4, **kw):
@@ -140,3 +140,17 @@ def test_bpp_within_five_percent_and_size_never_over(monkeypatch):
     assert abs(len(res.data) * 8 / n - 1.5) <= 0.05 * 1.5
     res = encode_clip(clip, EncodeOptions(size=1500, **FAST))
     assert len(res.data) <= 1500
+
+
+def test_a_range_synthesises_only_the_frames_it_predicts_from(encoded, monkeypatch):
+    """Frame 3 of segment [0, 4) (coding order 0, 2, 1, 3; the next anchor 4): frame 1 is
+    entropy-decoded (the stream is sequential) but not synthesised."""
+    _, res = encoded
+    whole = decode_video(res.data).frames
+    calls = []
+    real = codec7.render_native
+    monkeypatch.setattr(codec7, "render_native", lambda img, threads=1: calls.append(1) or real(img, threads))
+    mc = codec7.unpack(formats.loads(res.data))
+    np.testing.assert_array_equal(np.stack(list(mc.frames(3, 4))), whole[3:4])
+    assert len(calls) == 4  # anchors 4 and 0, then 2 and 3
+    np.testing.assert_array_equal(mc.frame(1), whole[1])  # skipped before: the segment is decoded again

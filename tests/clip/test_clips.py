@@ -41,8 +41,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module", autouse=True)
 def format_4():
-    """Format 4 (no motion), written when clip/family.WRITE_MOTION is False (the encoder's
-    default is format 9: tests/clip/test_bframes.py)."""
+    """Format 4 (no motion): what the encoder writes while clip/family.WRITE_MOTION is False
+    (its default: tests/clip/test_bframes.py)."""
     from asmr_cli.clip import family
 
     before = family.WRITE_MOTION
