@@ -14,6 +14,7 @@ BD-rate of ASMR against each anchor over the shared PSNR range. Also times
     python benchmarks/rd_video.py --long             # also bikes.mp4 (250 frames, 640x272) at 0.1 bpp
     python benchmarks/rd_video.py --hd               # also bikes' first 100 frames upscaled to 1280x720
     python benchmarks/rd_video.py --rates 0.1 --preset fast --frames 0:30
+    python benchmarks/rd_video.py --motion           # asmr encode --motion (format 9, B frames)
 
 Prints markdown tables; writes benchmarks/out/rd_video_<clip>.png and .json.
 """
@@ -44,11 +45,7 @@ OUT = Path(__file__).resolve().parent / "out"
 CRFS = {"x264": [45, 40, 35, 30, 25, 20, 17], "x265": [45, 40, 35, 30, 25, 20, 17],
         "vp9": [63, 58, 52, 46, 40, 32, 24]}
 KEEP: Path | None = None  # --keep: where the asmr files are copied
-CLIP_FORMAT: int | None = None  # --clip-format: the clip format the encoder writes (None: its default)
-# `asmr encode` with clip/family's constants set first (no CLI option chooses a clip format)
-FORMAT_CHILD = ("import sys; from asmr_cli.clip import family; v = int(sys.argv.pop(1)); "
-                "family.WRITE_MOTION = v != 4; family.MOTION_VERSION = v if v != 4 else family.MOTION_VERSION; "
-                "from asmr_cli.cli.entry import run; run()")
+MOTION = False  # --motion: `asmr encode --motion` (format 9)
 ANCHOR_NAMES = {"x264": "x264 medium", "x265": "x265 medium", "vp9": "VP9 (libvpx)"}
 
 
@@ -71,9 +68,8 @@ def asmr_point(path: Path, frames: str | None, clip, bpp: float, preset: str,
                time_limit: float | None, workdir: Path) -> tuple[dict, bytes]:
     """`asmr encode` as its own process: its JSON stats, wall time and peak RSS."""
     out = workdir / f"{path.stem}_{bpp}.asmr"
-    cmd = [sys.executable, "-m", "asmr_cli"] if CLIP_FORMAT is None else [sys.executable, "-c", FORMAT_CHILD,
-                                                                          str(CLIP_FORMAT)]
-    cmd += ["encode", str(path), "-o", str(out), "--bpp", str(bpp), "--preset", preset, "--json", "-f"]
+    cmd = [sys.executable, "-m", "asmr_cli", "encode", str(path), "-o", str(out), "--bpp", str(bpp),
+           "--preset", preset, "--json", "-f"] + (["--motion"] if MOTION else [])
     cmd += ["--frames", frames] if frames else []
     cmd += ["--time-limit", str(time_limit)] if time_limit else []
     timing = workdir / "time.txt"
@@ -87,7 +83,7 @@ def asmr_point(path: Path, frames: str | None, clip, bpp: float, preset: str,
     decoded = decode_video(data)
     psnr = float(np.mean(frame_psnr(clip.frames, decoded.frames)))
     rss = int(timing.read_text().split()[-1]) / 1024
-    return ({"codec": f"asmr {preset}", "setting": f"--bpp {bpp}", "bytes": len(data), "bpp": s["bpp"],
+    return ({"codec": f"asmr {preset}", "setting": f"--bpp {bpp}" + (" --motion" if MOTION else ""), "bytes": len(data), "bpp": s["bpp"],
              "psnr": psnr, "encode_s": wall, "iterations": s["iterations"], "peak_rss_mb": rss,
              "macs_per_pixel": s["macs_per_pixel"],
              "unshared_macs_per_pixel": s.get("unshared_macs_per_pixel", s.get("siren_macs_per_pixel")),
@@ -209,11 +205,10 @@ def main() -> None:
     ap.add_argument("--frames", default=None, help="START:END of the clip")
     ap.add_argument("--time-limit", type=float, default=None, help="per ASMR encode, seconds")
     ap.add_argument("--keep", type=Path, default=None, help="copy the asmr files into this folder")
-    ap.add_argument("--clip-format", type=int, choices=(4, 7, 9), default=None,
-                    help="the clip format asmr writes (clip/family.WRITE_MOTION, MOTION_VERSION; default: its default)")
+    ap.add_argument("--motion", action="store_true", help="asmr encode --motion (format 9: B frames)")
     args = ap.parse_args()
-    global KEEP, CLIP_FORMAT
-    KEEP, CLIP_FORMAT = args.keep, args.clip_format
+    global KEEP, MOTION
+    KEEP, MOTION = args.keep, args.motion
     print("command: python " + " ".join(sys.argv) + f"  (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})")
     rates = [float(x) for x in args.rates.split(",")]
     if not args.only_extra:

@@ -82,6 +82,9 @@ def encode(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger inputs."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames START:END (0-based, END excluded)."),
+    motion: bool = typer.Option(False, "--motion", help="Video: intra frames and motion-compensated B frames "
+                                                        "(format 9): better where the camera stays still, "
+                                                        "slower and worse where it pans (docs/video.md)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite the output."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout (a batch: one per "
@@ -105,7 +108,7 @@ def encode(
 
     opts = EncodeOptions(preset=preset, quality=quality, bpp=bpp, size=size, psnr=psnr, bases=bases, hidden=hidden,
                          latent_dim=latent_dim, levels=levels, iters=iters, time_limit=time_limit, seed=seed,
-                         device=device, max_pixels=max_pixels, model=model)  # one file and a batch alike
+                         device=device, max_pixels=max_pixels, model=model, motion=motion)  # one file and a batch alike
     if collection or into is not None:
         encode_collection_command(inputs, output, opts, recursive, force, quiet, as_json, into)
         return

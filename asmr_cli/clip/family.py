@@ -23,8 +23,8 @@ from .format import VERSION as VERSION4
 from .format import parse as parse4
 
 VERSION = format7.VERSION
-# The encoder writes format 4 (no motion) by default; True writes MOTION_VERSION (9:
-# hierarchical B frames, 7: P frames). Format 9 measured 0.5-1.4 dB above format 4 on
+# The encoder writes format 4 (no motion) by default; True (or `--motion`) writes
+# MOTION_VERSION (9: hierarchical B frames, 7: P frames). Format 9 measured 0.5-1.4 dB above format 4 on
 # carphone (the tuning clip) but 1.5 dB under it on bikes, in 2.4x the time and 4.15 GB
 # (docs/video.md), so it is not the default yet.
 WRITE_MOTION = False
@@ -105,7 +105,7 @@ def encode_clip(clip: Clip, opts: EncodeOptions, progress=None) -> EncodeResult:
     fields = ((t, h, w), clip.channels, 8, layout.levels, layout.hidden, layout.context_hidden,
               KIND_VIDEO, *fps_pair(clip.fps), group)
     resolve_device(opts.device)  # a bad --device is refused; the latent fit itself runs on the CPU
-    if WRITE_MOTION:
+    if WRITE_MOTION or opts.motion:
         from . import encoder7
 
         bpp = target.budget_bytes * 8 / (t * h * w)

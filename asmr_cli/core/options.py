@@ -30,6 +30,7 @@ class EncodeOptions:
     device: str = "auto"
     max_pixels: int = DEFAULT_MAX_PIXELS
     model: str = "auto"  # images: latent (format 3) | coordinate (the ASMR network alone, format 2)
+    motion: bool = False  # clips: format 9 (hierarchical B frames, motion-compensated) instead of format 4
 
     def coordinate_image(self) -> bool:
         """Whether the coordinate-network family encodes: asked for by --model, or implied

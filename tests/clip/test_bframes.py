@@ -1,5 +1,7 @@
 """Format version 9: intra frames and hierarchical B frames."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -154,3 +156,19 @@ def test_a_range_synthesises_only_the_frames_it_predicts_from(encoded, monkeypat
     np.testing.assert_array_equal(np.stack(list(mc.frames(3, 4))), whole[3:4])
     assert len(calls) == 4  # anchors 4 and 0, then 2 and 3
     np.testing.assert_array_equal(mc.frame(1), whole[1])  # skipped before: the segment is decoded again
+
+
+def test_cli_motion_writes_format_9(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from asmr_cli.cli.app import app
+
+    monkeypatch.setattr(family, "WRITE_MOTION", False)  # the default: only --motion asks for format 9
+    src = Path(__file__).resolve().parents[2] / "samples" / "carphone_8f.mp4"
+    runner = CliRunner()
+    for extra, version in (([], 4), (["--motion"], 9)):
+        out = tmp_path / f"c{version}.asmr"
+        r = runner.invoke(app, ["encode", str(src), "-o", str(out), "--frames", "0:4", "--preset", "fast",
+                                "--iters", "10", "--bpp", "1.0", "--quiet", *extra])
+        assert r.exit_code == 0, r.output
+        assert formats.loads(out.read_bytes()).version == version
