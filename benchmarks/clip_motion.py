@@ -16,7 +16,7 @@ Variants (module constants of the clip encoder, set before the encode):
 
     OMP_NUM_THREADS=1 python benchmarks/clip_motion.py --frames 0:32 --bpp 0.1 --preset fast v4 motion nosearch
 
-`--drift FILE.asmr`: decodes a format-7 file with the synthesis on 1 and 2 threads, and in
+`--drift FILE.asmr`: decodes a format-7 or -9 file with the synthesis on 1 and 2 threads, and in
 processes with OMP_NUM_THREADS=1 and 2 (the BLAS's threads), and prints how far the frames
 of each segment differ from the first decode, frame by frame down the segment.
 """
@@ -126,7 +126,7 @@ def drift(path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("variants", nargs="*")
-    ap.add_argument("--drift", type=Path, default=None, help="a format-7 file: decode drift across thread counts")
+    ap.add_argument("--drift", type=Path, default=None, help="a format-7 or -9 file: decode drift across thread counts")
     ap.add_argument("--clip", type=Path, default=DATA / "carphone_pristine.mp4")
     ap.add_argument("--frames", default="0:32")
     ap.add_argument("--bpp", type=float, default=0.1)

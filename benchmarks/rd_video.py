@@ -83,7 +83,8 @@ def asmr_point(path: Path, frames: str | None, clip, bpp: float, preset: str,
     decoded = decode_video(data)
     psnr = float(np.mean(frame_psnr(clip.frames, decoded.frames)))
     rss = int(timing.read_text().split()[-1]) / 1024
-    return ({"codec": f"asmr {preset}", "setting": f"--bpp {bpp}" + (" --motion" if MOTION else ""), "bytes": len(data), "bpp": s["bpp"],
+    setting = f"--bpp {bpp}" + (" --motion" if MOTION else "")
+    return ({"codec": f"asmr {preset}", "setting": setting, "bytes": len(data), "bpp": s["bpp"],
              "psnr": psnr, "encode_s": wall, "iterations": s["iterations"], "peak_rss_mb": rss,
              "macs_per_pixel": s["macs_per_pixel"],
              "unshared_macs_per_pixel": s.get("unshared_macs_per_pixel", s.get("siren_macs_per_pixel")),
