@@ -33,11 +33,11 @@ def predicted(frames: np.ndarray, header: MotionHeader, filt: int) -> np.ndarray
     plan = header.plan(0, len(frames))
     est = estimate.estimate(frames, plan, header.block, filt, 0.0)
     out: dict[int, np.ndarray] = {t: frames[t] for t, refs in plan if not refs}
-    slot = 0
+    first = header.first_slots(0, len(frames))
     for t, refs in plan:
         if refs:
-            out[t] = motion.predict_from([out[r] for r in refs], est[slot:slot + len(refs)], header.block, filt)
-            slot += len(refs)
+            out[t] = motion.predict_from([out[r] for r in refs], est[first[t]:first[t] + len(refs)], header.block,
+                                         filt)
     return np.stack([out[t] for t in range(len(frames))])
 
 

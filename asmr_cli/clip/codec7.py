@@ -52,11 +52,8 @@ class MotionClip:
         self.header = h
         self.groups = []
         for (s, e), (syn, ctx), mot in zip(h.group_spans(), group_networks(f), f.motion):
-            refs, slot = {}, 0
-            for t, r in h.plan(s, e):
-                refs[t] = (r, slot)
-                slot += len(r)
-            self.groups.append(Group7(s, e, syn, ctx, mot, refs))
+            first = h.first_slots(s, e)
+            self.groups.append(Group7(s, e, syn, ctx, mot, {t: (r, first[t]) for t, r in h.plan(s, e)}))
         self.segments = h.segment_spans()
         self.order = [[t for t, _ in h.plan(s, e)] for s, e in self.segments]  # each segment's coding order
         self.last_use = []  # per segment: frame -> the last position (in coding order) that predicts from it

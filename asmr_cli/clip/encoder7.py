@@ -1,5 +1,5 @@
 """The clip encoder of format versions 7 and 9 (the header's class says which): budget ->
-groups and segments -> motion from the source frames (estimate.py) -> lam -> fit, each
+groups and segments -> motion (estimate.py, capped to a share of the bits) -> lam -> fit, each
 group in coding order, with closed-loop predictions (fit.py) -> weights' precision ->
 rate fitted to the target (encoder.py's dead zone) -> bytes.
 Imports torch (through fit.py); the decoder never imports this module."""
@@ -99,11 +99,7 @@ def _predictions(header: MotionHeader, start: int, end: int, mot: GroupMotion,
     preds = np.zeros((lay.channels, len(plan), lay.height, lay.width), np.float32)
     frames = np.empty((len(plan), lay.height, lay.width, lay.channels), np.uint8)
     done: dict[int, np.ndarray] = {}
-    slot = {}
-    k = 0
-    for t, refs in plan:
-        slot[t] = k
-        k += len(refs)
+    slot = header.first_slots(start, end)
     for i, (t, refs) in enumerate(plan):
         if not refs:
             done[t] = frames[i] = frame_of(i, t, None)

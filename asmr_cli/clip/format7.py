@@ -53,9 +53,14 @@ class MotionHeader(LatentHeader):
         firsts = {s for s, _ in self.segment_spans()}
         return [(t, () if t in firsts else (t - 1,)) for t in range(start, end)]
 
-    def p_frames(self, start: int, end: int) -> list[int]:
-        """The predicted frames of [start, end) (a group's span), in coding order."""
-        return [t for t, refs in self.plan(start, end) if refs]
+    def first_slots(self, start: int, end: int) -> dict[int, int]:
+        """Each frame of a group -> the index of its first motion slot (its references' slots
+        follow in order; an intra frame has none)."""
+        out, k = {}, 0
+        for t, refs in self.plan(start, end):
+            out[t] = k
+            k += len(refs)
+        return out
 
     def slots(self, start: int, end: int) -> int:
         """A group's motion slots (one per reference of every predicted frame)."""

@@ -13,7 +13,7 @@ from asmr_cli.core.errors import AsmrError
 from asmr_cli.io.clips import FrameRange, frame_psnr
 
 from ..conftest import check_corruptions
-from .test_motion import panning
+from .test_motion import panning, writing
 
 FAST = dict(preset="fast", iters=30, device="cpu")
 DEFAULT = family.WRITE_MOTION, family.MOTION_VERSION
@@ -24,10 +24,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module", autouse=True)
 def format_9():
     """Format 9, written when clip/family.WRITE_MOTION is set (MOTION_VERSION 9, its default)."""
-    before = family.WRITE_MOTION, family.MOTION_VERSION
-    family.WRITE_MOTION, family.MOTION_VERSION = True, format9.VERSION
-    yield
-    family.WRITE_MOTION, family.MOTION_VERSION = before
+    with writing(format9.VERSION):
+        yield
 
 
 def test_format_4_by_default_and_9_when_motion_is_asked_for():

@@ -1,5 +1,6 @@
 """Format version 7: intra frames and motion-compensated P frames."""
 
+import contextlib
 from fractions import Fraction
 
 import numpy as np
@@ -19,15 +20,25 @@ FAST = dict(preset="fast", iters=30, device="cpu")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def format_7():
-    """The encoder writes format 7 only when asked (clip/family.WRITE_MOTION, MOTION_VERSION)."""
+@contextlib.contextmanager
+def writing(version: int):
+    """The clip format the encoder writes inside (clip/family.WRITE_MOTION, MOTION_VERSION)."""
     from asmr_cli.clip import family
 
     before = family.WRITE_MOTION, family.MOTION_VERSION
-    family.WRITE_MOTION, family.MOTION_VERSION = True, format7.VERSION
-    yield
-    family.WRITE_MOTION, family.MOTION_VERSION = before
+    family.WRITE_MOTION = version != 4
+    family.MOTION_VERSION = version if version != 4 else family.MOTION_VERSION
+    try:
+        yield
+    finally:
+        family.WRITE_MOTION, family.MOTION_VERSION = before
+
+
+@pytest.fixture(scope="module", autouse=True)
+def format_7():
+    """The encoder writes format 7 only when asked."""
+    with writing(format7.VERSION):
+        yield
 
 
 def texture(h, w, seed=0):
