@@ -51,9 +51,10 @@ def main() -> None:
     lam = choose_clip_lambda(lay, x[:, s:e], rough * (e - s) / t * clip_encoder.AIM_ABOVE)
     print(f"{args.clip.name}: {t} frames of {w}x{h}, group [{s}, {e}), period {header.period}, "
           f"{header.block}x{header.block} blocks, motion cap {cap:.0f} bytes")
+    searched: dict = {}
     for k in range(1 + encoder7.MOTION_TRIES):
         start = time.perf_counter()
-        mot = encoder7._group_motion(header, frames8, s, e, lam)
+        mot = encoder7._group_motion(header, frames8, s, e, lam, searched)
         size = encoder7._bytes(mot)
         print(f"try {k}: {time.perf_counter() - start:.1f} s, {size} bytes, modes {encoder7.mode_counts([mot])}")
         if size <= cap:

@@ -74,11 +74,14 @@ def block_for(height: int, width: int) -> int:
     return 8 if height * width <= 1 << 17 else 16 if height * width <= 1 << 22 else 32
 
 
-def _group_motion(header: MotionHeader, frames8: np.ndarray, start: int, end: int, lam: float) -> GroupMotion:
+def _group_motion(header: MotionHeader, frames8: np.ndarray, start: int, end: int, lam: float,
+                  searched: dict | None = None) -> GroupMotion:
+    """The group's motion at lam; `searched` (a dict kept across the tries of one group) holds
+    the integer searches, which do not depend on lam (estimate.estimate)."""
     from .estimate import estimate, mu_for
 
     est = estimate(frames8, header.plan(start, end), header.block, header.filt, mu_for(lam, header.channels),
-                   SEARCH_MOTION)
+                   SEARCH_MOTION, searched)
     by, bx = motion.blocks_of(header.sizes[1], header.sizes[2], header.block)
     modes = np.array([m for m, _, _ in est], np.int32)
     vecs = [v for m, v, _ in est if m == motion.GLOBAL]
@@ -151,12 +154,13 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
     motions = []
     for s, e in spans:  # motion first: what it costs comes out of the latents' budget
         lam0 = choose_clip_lambda(layout, clip[:, s:e], rough * (e - s) / frames * AIM_ABOVE)
-        mot = _group_motion(header, frames8, s, e, lam0)
+        searched: dict = {}
+        mot = _group_motion(header, frames8, s, e, lam0, searched)
         for _ in range(MOTION_TRIES):  # at most MOTION_SHARE of the group's bits: bits dearer each try
             if _bytes(mot) * 8 <= MOTION_SHARE * rough * (e - s) / frames:
                 break
             lam0 *= 4
-            mot = _group_motion(header, frames8, s, e, lam0)
+            mot = _group_motion(header, frames8, s, e, lam0, searched)
         motions.append(mot)
     motion_bytes = sum(_bytes(m) for m in motions)
     latent_bits = max(64.0 * len(spans), (target.budget_bytes - overhead(header) - nets - motion_bytes) * 8)

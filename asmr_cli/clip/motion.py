@@ -47,6 +47,8 @@ def warp(ref: np.ndarray, dy: np.ndarray | int, dx: np.ndarray | int, filt: int 
     """ref (H, W, C) uint8 sampled at (y + dy/4, x + dx/4): (H, W, C) uint8. dy, dx: per-pixel
     (H, W) int arrays or single ints (quarter pixels)."""
     h, w, _ = ref.shape
+    if np.ndim(dy) == 0 and np.ndim(dx) == 0 and filt == BILINEAR:
+        return _shifted(ref, int(dy), int(dx))
     rows = np.arange(h, dtype=np.int32)[:, None] * 4 + np.asarray(dy, np.int32)
     cols = np.arange(w, dtype=np.int32)[None, :] * 4 + np.asarray(dx, np.int32)
     rows, cols = np.broadcast_arrays(rows, cols)
@@ -70,6 +72,20 @@ def warp(ref: np.ndarray, dy: np.ndarray | int, dx: np.ndarray | int, filt: int 
             row += tx[..., b, None] * src[ya, np.clip(ix + b - 1, 0, w - 1)]
         acc += ty[..., a, None] * row
     return np.clip((acc + 2048) >> 12, 0, 255).astype(np.uint8)
+
+
+def _shifted(ref: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """warp's bilinear case for one vector: the same integers, gathered by rows and columns
+    (a separable shift) instead of pixel by pixel."""
+    h, w, _ = ref.shape
+    iy, fy = (np.arange(h) * 4 + dy) >> 2, dy & 3
+    ix, fx = (np.arange(w) * 4 + dx) >> 2, dx & 3
+    src = ref.astype(np.int32)
+    y0, y1 = src[np.clip(iy, 0, h - 1)], src[np.clip(iy + 1, 0, h - 1)]
+    x0, x1 = np.clip(ix, 0, w - 1), np.clip(ix + 1, 0, w - 1)
+    top = (4 - fx) * y0[:, x0] + fx * y0[:, x1]
+    bot = (4 - fx) * y1[:, x0] + fx * y1[:, x1]
+    return (((4 - fy) * top + fy * bot + 8) >> 4).astype(np.uint8)
 
 
 def predict(ref: np.ndarray, mode: int, vector: np.ndarray | None, field: np.ndarray | None, block: int,

@@ -85,6 +85,33 @@ def test_block_field_warps_each_block_by_its_vector():
     np.testing.assert_array_equal(out[8:15, 8:15], ref[9:16, 9:16])
 
 
+def test_one_vector_and_the_estimates_phase_gathers_are_the_general_warp():
+    ref = texture(20, 28)
+    rng = np.random.default_rng(3)
+    ref1 = np.round(estimate.luma(ref)).clip(0, 255).astype(np.uint8)[..., None]
+    for filt in motion.FILTERS:
+        phases = estimate.Phases(ref, 9, filt)
+        for dy, dx in ((0, 0), (5, -7), (-38, 39), (3, 2)):
+            full = (np.full((20, 28), dy), np.full((20, 28), dx))
+            np.testing.assert_array_equal(motion.warp(ref, dy, dx, filt), motion.warp(ref, *full, filt))
+            np.testing.assert_array_equal(phases.warp(dy, dx), motion.warp(ref1, dy, dx, filt)[..., 0])
+        dy, dx = rng.integers(-39, 40, (2, 20, 28))
+        np.testing.assert_array_equal(phases.warp(dy, dx), motion.warp(ref1, dy, dx, filt)[..., 0])
+
+
+def test_a_reestimate_reuses_the_search_and_keeps_the_first_estimate():
+    clip = panning(3, 32, 48, dy=1, dx=2)
+    plan = [(0, ()), (2, (0,)), (1, (0, 2))]
+    first = estimate.estimate(clip.frames, plan, 8, motion.BILINEAR, mu=1.0)
+    searched: dict = {}
+    again = estimate.estimate(clip.frames, plan, 8, motion.BILINEAR, mu=1.0, searched=searched)
+    assert sorted(searched) == [(1, 0), (1, 2), (2, 0)]
+    for (ma, va, fa), (mb, vb, fb) in zip(first, again):
+        assert ma == mb and np.array_equal(va, vb) and np.array_equal(fa, fb)
+    dear = estimate.estimate(clip.frames, plan, 8, motion.BILINEAR, mu=1e6, searched=searched)
+    assert all(m in (motion.NONE, motion.GLOBAL, motion.UNUSED) for m, _, _ in dear)
+
+
 def test_intra_period_follows_the_rate():
     assert [encoder7.period_for(128, b) for b in (0.5, 0.1, 0.05, 0.025, 0.01)] == [32, 32, 64, 128, 128]
     assert encoder7.period_for(20, 0.1) == 20
