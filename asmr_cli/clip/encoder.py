@@ -95,7 +95,7 @@ def encode(clip: np.ndarray, header: LatentHeader, target: Target, preset: str, 
         done_steps += fits[-1].iterations
     lam = float(np.mean([f.lam for f in fits]))
 
-    bits = weight_bits(layout, clip, spans, fits, lam)
+    bits = weight_bits(layout, lambda t: clip[:, t], frames, spans, fits, lam)
 
     def file_at(scale: float = 1.0, keep: float = 0.5) -> bytes:
         return pack_clip(header, [group_at(layout, f, _kept(f.latents, keep), scale) for f in fits], bits)
@@ -127,10 +127,10 @@ KEEP_STEP = 0.04  # ... bisected down to this width
 BPP_SLACK = 0.04  # an explicit --bpp this close under is kept (--bpp promises 5%): no rescaling
 
 
-def weight_bits(layout, clip: np.ndarray, spans: list[tuple[int, int]], fits: list, lam: float) -> int:
+def weight_bits(layout, frame_of, frames: int, spans: list[tuple[int, int]], fits: list, lam: float) -> int:
     """The synthesis weights' precision: the least distortion + lam * rate, on a few frames
-    of each group (format 7: each frame plus its last training prediction)."""
-    frames = clip.shape[1]
+    of each group (formats 7/9: each frame plus its last training prediction, 8-bit).
+    frame_of(i): the source frame (C, H, W) float32 at position i of the groups' order."""
     n = frames * layout.height * layout.width
     best = None
     for bits in WEIGHT_BITS_CHOICES:
@@ -142,8 +142,8 @@ def weight_bits(layout, clip: np.ndarray, spans: list[tuple[int, int]], fits: li
             for t in checked:
                 out = synthesize_numpy(layout, weights, [np.rint(z) for z in by_level(layout, f.latents[t])])
                 if getattr(f, "prediction", None) is not None:
-                    out = out + f.prediction[:, t]
-                err += float(np.mean((np.clip(out, 0, 1) - clip[:, s + t]) ** 2)) * (e - s) / len(checked)
+                    out = out + f.prediction[:, t] / np.float32(255.0)
+                err += float(np.mean((np.clip(out, 0, 1) - frame_of(s + t)) ** 2)) * (e - s) / len(checked)
         score = err / frames + lam * size * 8 / n
         if best is None or score < best[0]:
             best = (score, bits)

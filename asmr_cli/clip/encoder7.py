@@ -145,7 +145,6 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
     frames = header.frames
     spans = header.group_spans()
     order = np.array([t for s, e in spans for t, _ in header.plan(s, e)])  # coding order
-    coded = clip[:, order]
     p = CLIP_PRESETS[preset]
     limit = time_limit if time_limit is not None else p.time_limit
     frames8 = np.clip(np.rint(np.moveaxis(clip, 0, -1) * 255.0), 0, 255).astype(np.uint8)
@@ -168,7 +167,7 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
     done_steps = 0
     for i, (s, e) in enumerate(spans):
         share = (e - s) / frames
-        part = coded[:, s:e]
+        part = clip[:, order[s:e]]  # one group at a time in coding order (not a copy of the clip)
         mot = motions[i]
         start_pred = _source_prediction(header, frames8, s, e, mot)
         is_intra = [not refs for _, refs in header.plan(s, e)]
@@ -193,7 +192,7 @@ def encode(clip: np.ndarray, header: MotionHeader, target: Target, preset: str, 
         done_steps += fits[-1].iterations
     lam = float(np.mean([f.lam for f in fits]))
 
-    bits = weight_bits(layout, coded, spans, fits, lam)
+    bits = weight_bits(layout, lambda i: clip[:, order[i]], frames, spans, fits, lam)
 
     def file_at(scale: float = 1.0, keep: float = 0.5) -> bytes:
         groups = []

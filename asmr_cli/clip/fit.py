@@ -52,7 +52,9 @@ class ClipFitResult:
     lam: float
     seconds: float
     estimated_seconds: float | None
-    prediction: np.ndarray | None = None  # format 7: the last refreshed prediction (C, T, H, W)
+    # formats 7/9: the last refreshed prediction (C, T, H, W) uint8 (warped 8-bit frames: a
+    # quarter of the float32's memory, kept for every group until the weights' check)
+    prediction: np.ndarray | None = None
 
 
 @dataclass
@@ -316,7 +318,7 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
     out_latents = [[lat[lv][layout.planes(lv).index(p), t].numpy().astype(np.float32)
                     for lv, p, _ in layout.grids()] for t in range(frames)]
     return ClipFitResult(syn, ctx, out_latents, step, sched.lam, time.perf_counter() - start, sched.estimated,
-                         None if pred is None else pred.numpy())
+                         None if pred is None else np.rint(pred.numpy() * 255.0).astype(np.uint8))
 
 
 def _rounded_frames(layout: Layout, lat: list[torch.Tensor]) -> list[list[np.ndarray]]:
