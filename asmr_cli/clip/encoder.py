@@ -175,6 +175,7 @@ def _fit_clip_rate(file_at, target: Target) -> bytes:
     the budget). Under an explicit --bpp by more than BPP_SLACK (inside the 5% --bpp
     promises), or over even at KEEP_MAX: the image encoder's rescaling, which costs more."""
     budget = target.budget_bytes
+    file_at = _remembered(file_at)  # fit_rate starts from the widest zone's file, already coded
     data = file_at()
     if len(data) <= budget:
         if target.bpp is None or len(data) >= (1 - BPP_SLACK) * budget:
@@ -204,6 +205,19 @@ def _fit_clip_rate(file_at, target: Target) -> bytes:
         # 0.515 for a 3,456 budget): the latents rescaled towards the budget from there
         return _rescaled(lambda scale=1.0, _k=k_hi: file_at(scale, _k), budget, best)
     return best
+
+
+def _remembered(file_at):
+    """file_at(scale, keep) coding the whole clip once per distinct (scale, keep)."""
+    made: dict[tuple[float, float], bytes] = {}
+
+    def at(scale: float = 1.0, keep: float = 0.5) -> bytes:
+        key = (float(scale), float(keep))
+        if key not in made:
+            made[key] = file_at(scale, keep)
+        return made[key]
+
+    return at
 
 
 def _rescaled(file_at, budget: int, data: bytes) -> bytes:

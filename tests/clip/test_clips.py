@@ -11,6 +11,7 @@ from asmr_cli.clip import format as fmt4
 from asmr_cli.container import file as cfile
 from asmr_cli.coordinate import format as fmt2
 from asmr_cli.core.errors import AsmrError
+from asmr_cli.core.rates import Target
 from asmr_cli.io.clips import Clip, FrameRange, frame_psnr
 from asmr_cli.latent import context_model as cm
 from asmr_cli.latent import format as fmt3
@@ -200,3 +201,15 @@ def test_rate_fit_takes_the_narrowest_dead_zone_that_fits():
     fitting = [k for k in tried if 2000 - 400 * min(k, 1.5) <= 1500]
     assert len(out) <= 1500 and min(fitting) - 1.25 <= enc.KEEP_STEP
     assert tried[:2] == [0.5, enc.KEEP_START] and len(tried) <= 3 + enc.RATE_TRIES
+
+
+def test_the_rate_fit_codes_each_zone_and_scale_once():
+    calls = []
+
+    def file_at(scale=1.0, keep=0.5):
+        calls.append((float(scale), float(keep)))
+        return bytes(int(2000 * scale * (0.6 if keep >= clip_encoder.KEEP_MAX else 1.0)))
+
+    data = clip_encoder._fit_clip_rate(file_at, Target(budget_bytes=1000, bpp=None))
+    assert len(data) <= 1000
+    assert len(calls) == len(set(calls)) and (1.0, clip_encoder.KEEP_MAX) in calls
