@@ -13,6 +13,7 @@ Variants (module constants of the clip encoder, set before the encode):
   noforce  format 7 without the forced refreshes of the prediction (clip/fit.FORCED_REFRESH)
   unchained format 7 with each P frame's motion matched against the source frame before it
   visits=X format 7 with this share of the steps training an intra frame alone (clip/fit.INTRA_VISITS)
+  steer=R  format 7 with lam steered within R times its start either way (encoder7.STEER_RANGE)
 
     OMP_NUM_THREADS=1 python benchmarks/clip_motion.py --frames 0:32 --bpp 0.1 --preset fast v4 motion nosearch
 
@@ -68,6 +69,8 @@ elif variant == "unchained":
 elif variant.startswith("visits="):
     from asmr_cli.clip import fit
     fit.INTRA_VISITS = float(variant.split("=")[1])
+elif variant.startswith("steer="):
+    encoder7.STEER_RANGE = float(variant.split("=")[1])
 elif variant != "motion":
     raise SystemExit(f"unknown variant {variant}")
 family.WRITE_MOTION = variant != "v4"
