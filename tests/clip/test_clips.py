@@ -213,3 +213,13 @@ def test_the_rate_fit_codes_each_zone_and_scale_once():
     data = clip_encoder._fit_clip_rate(file_at, Target(budget_bytes=1000, bpp=None))
     assert len(data) <= 1000
     assert len(calls) == len(set(calls)) and (1.0, clip_encoder.KEEP_MAX) in calls
+
+
+def test_a_jump_in_size_under_rescaling_is_made_up_by_a_narrower_zone():
+    def file_at(scale=1.0, keep=0.5):  # the size drops by a quarter just under scale 0.75
+        size = 2000 * scale * (1.0 if scale >= 0.75 else 0.75) * (1.0 - 0.1 * (keep - 0.5))
+        return bytes(int(size))
+
+    target = Target(budget_bytes=1000, bpp=0.1)
+    data = clip_encoder._fit_clip_rate(file_at, target)
+    assert 0.95 * 1000 <= len(data) <= 1000
