@@ -193,18 +193,11 @@ def _fit_clip_rate(file_at, target: Target) -> bytes:
             if target.bpp is not None and len(data) < (1 - BPP_SLACK) * budget:
                 # the rescaling met a jump in size (bikes' first group at fast: 273,280 bytes at
                 # scale 0.7504, 257,236 at 0.7499 for 272,000): a narrower zone at that scale
-                return _narrowed(file_at, scale, budget, data)
+                narrowed, _ = _narrowest(file_at, scale, 0.5, KEEP_MAX, data, budget)
+                return max(narrowed, data, key=len)
             return data
         k_hi, best = KEEP_MAX, widest
-    for _ in range(RATE_TRIES):  # the narrowest zone that fits: the least distortion
-        if k_hi - k_lo < KEEP_STEP:
-            break
-        k = 0.5 * (k_lo + k_hi)
-        cand = file_at(keep=k)
-        if len(cand) <= budget:
-            best, k_hi = cand, k
-        else:
-            k_lo = k
+    best, k_hi = _narrowest(file_at, 1.0, k_lo, k_hi, best, budget)
     if target.bpp is not None and len(best) < (1 - BPP_SLACK) * budget:
         # the size can jump with the zone's width (carphone_8f: 3,853 bytes at 0.5, 3,017 at
         # 0.515 for a 3,456 budget): the latents rescaled towards the budget from there
@@ -212,22 +205,20 @@ def _fit_clip_rate(file_at, target: Target) -> bytes:
     return best
 
 
-def _narrowed(file_at, scale: float, budget: int, data: bytes) -> bytes:
-    """The largest file under the budget with the dead zone bisected between plain rounding
-    and KEEP_MAX at this latent scale (at most RATE_TRIES codings); `data` if none is larger."""
-    lo, hi, best = 0.5, KEEP_MAX, data
+def _narrowest(file_at, scale: float, k_lo: float, k_hi: float, best: bytes, budget: int) -> tuple[bytes, float]:
+    """The narrowest dead zone that fits (the least distortion) at this latent scale,
+    bisected between k_lo (over the budget, or plain rounding) and k_hi (whose file, `best`,
+    fits), at most RATE_TRIES codings: (its file, its width)."""
     for _ in range(RATE_TRIES):
-        if hi - lo < KEEP_STEP:
+        if k_hi - k_lo < KEEP_STEP:
             break
-        k = 0.5 * (lo + hi)
+        k = 0.5 * (k_lo + k_hi)
         cand = file_at(scale, k)
         if len(cand) <= budget:
-            best, hi = (cand if len(cand) > len(best) else best), k
-            if len(best) >= (1 - CLIP_CLOSE) * budget:
-                break
+            best, k_hi = cand, k
         else:
-            lo = k
-    return best
+            k_lo = k
+    return best, k_hi
 
 
 def _remembered(file_at):
