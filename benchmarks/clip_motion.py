@@ -48,32 +48,45 @@ name = variant
 if variant == "bframes" or variant.startswith("b:"):  # format 9, with the variant after "b:"
     family.MOTION_VERSION = 9
     variant = "motion" if variant == "bframes" else variant[2:]
-if variant == "v4":
-    family.WRITE_MOTION = False
-elif variant == "nosearch":
-    encoder7.SEARCH_MOTION = False
-elif variant == "cubic":
-    encoder7.FILTER = motion.CUBIC
-elif variant.startswith("period="):
-    encoder7.INTRA_PERIOD = int(variant.split("=")[1])
-elif variant.startswith("layer="):
-    encoder7.LAYER_WEIGHT = float(variant.split("=")[1])
-elif variant.startswith("intra="):
-    encoder7.INTRA_WEIGHT = float(variant.split("=")[1])
-elif variant == "noforce":
-    from asmr_cli.clip import fit
-    fit.FORCED_REFRESH = ()
-elif variant == "unchained":
-    from asmr_cli.clip import estimate
-    estimate.CHAINED = False
-elif variant.startswith("visits="):
-    from asmr_cli.clip import fit
-    fit.INTRA_VISITS = float(variant.split("=")[1])
-elif variant.startswith("steer="):
-    encoder7.STEER_RANGE = float(variant.split("=")[1])
-elif variant != "motion":
-    raise SystemExit(f"unknown variant {variant}")
-family.WRITE_MOTION = variant != "v4"
+for variant in variant.split("+"):  # variants joined by "+" apply together
+    if variant == "v4":
+        family.WRITE_MOTION = False
+    elif variant == "nosearch":
+        encoder7.SEARCH_MOTION = False
+    elif variant == "cubic":
+        encoder7.FILTER = motion.CUBIC
+    elif variant.startswith("period="):
+        encoder7.INTRA_PERIOD = int(variant.split("=")[1])
+    elif variant.startswith("layer="):
+        encoder7.LAYER_WEIGHT = float(variant.split("=")[1])
+    elif variant.startswith("intra="):
+        encoder7.INTRA_WEIGHT = float(variant.split("=")[1])
+    elif variant == "noforce":
+        from asmr_cli.clip import fit
+        fit.FORCED_REFRESH = ()
+    elif variant == "unchained":
+        from asmr_cli.clip import estimate
+        estimate.CHAINED = False
+    elif variant.startswith("visits="):
+        from asmr_cli.clip import fit
+        fit.INTRA_VISITS = float(variant.split("=")[1])
+    elif variant.startswith("steer="):
+        encoder7.STEER_RANGE = float(variant.split("=")[1])
+    elif variant.startswith("anchor="):  # clip/fit.REANCHOR_RANGE (1: lam measured, not moved) and EARLY_RATE
+        from asmr_cli.clip import fit
+        rng, early = variant.split("=")[1].split(",")
+        fit.REANCHOR_RANGE, encoder7.EARLY_RATE = float(rng), float(early)
+    elif variant.startswith("lamx="):  # probe: every group's starting lam scaled (a start off as bikes' is)
+        import dataclasses
+        from asmr_cli.clip import fit
+        _fit, _x = fit.fit_clip, float(variant.split("=")[1])
+
+        def _scaled(layout, part, cfg, *a, **k):
+            return _fit(layout, part, dataclasses.replace(cfg, lam=cfg.lam * _x), *a, **k)
+        fit.fit_clip = _scaled
+    elif variant != "motion":
+        raise SystemExit(f"unknown variant {variant}")
+family.WRITE_MOTION = "v4" not in name.split("+")
 clip = read_video(path, parse_frames(frames))
 opts = EncodeOptions(preset=preset, bpp=float(bpp), time_limit=float(time_limit) if time_limit != "-" else None,
                      iters=int(iters) if iters != "-" else None)
@@ -152,6 +165,9 @@ def main() -> None:
         if done.returncode:
             print(f"| {v} | failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''} |", flush=True)
             continue
+        for line in done.stderr.splitlines():  # what the encoder traced (ASMR_TRACE=1)
+            if line.startswith("TRACE"):
+                print(f"  {v}: {line}", flush=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
         m = r["motion_modes"]
         modes = "-" if not m else f"{m['none']}/{m['global']}/{m['field']}"

@@ -78,6 +78,7 @@ REFRESH_COST = 0.1  # the prediction is refreshed when that keeps its share of t
 # refresh costs seconds, and the P frames trained against predictions made from nearly
 # untrained latents (docs/video.md, bikes)
 FORCED_REFRESH = (0.5, 0.75, 0.9)
+REANCHOR_RANGE = 16.0  # fit_clip(rate_model=...): the most lam moves when it is re-anchored
 
 
 KEEP_BELOW = 0.75  # warm start: a latent this close (in steps) to the previous frame's takes its value
@@ -109,6 +110,11 @@ def choose_clip_lambda(layout: Layout, clip: np.ndarray, target_bits: float) -> 
     """The lam at which the starting pyramid's entropy (the first frame coded alone, the
     others as differences to the frame before, from PAIRS sampled pairs) times
     trained_clip_ratio meets target_bits."""
+    return bisect_lambda(clip_rate_model(layout, clip, target_bits), target_bits)
+
+
+def clip_rate_model(layout: Layout, clip: np.ndarray, target_bits: float) -> Callable[[float], float]:
+    """The bits choose_clip_lambda expects the group to cost at a lam (a function of lam)."""
     frames = clip.shape[1]
     ratio = trained_clip_ratio(target_bits / (frames * layout.height * layout.width))
     unit = level_gains(layout, 1.0)
@@ -132,7 +138,7 @@ def choose_clip_lambda(layout: Layout, clip: np.ndarray, target_bits: float) -> 
             total += (frames - 1) * diff / len(pairs)
         return total * ratio
 
-    return bisect_lambda(bits, target_bits)
+    return bits
 
 
 class ClipModel(LatentModel):
@@ -209,10 +215,15 @@ class ResidualClipModel(ClipModel):
 
 
 def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
-             progress: Progress | None = None, prediction: Prediction | None = None) -> ClipFitResult:
+             progress: Progress | None = None, prediction: Prediction | None = None,
+             rate_model: Callable[[float], float] | None = None, early_rate: float = 1.0) -> ClipFitResult:
     """clip: (C, T, H, W) float32 in [0, 1], one group of frames. With `prediction` (format
     7), each frame's output is its prediction plus the synthesis, the prediction refreshed
-    from the frames as decoded now and then (its inputs are held fixed in between)."""
+    from the frames as decoded now and then (its inputs are held fixed in between). With
+    `rate_model` (the bits expected at a lam, as cfg.lam was chosen from) and a target,
+    lam is re-anchored once, when the steering starts, on the whole group's rounded rate
+    and the quantisation step moved with it (_restep), aiming at `early_rate` x the target
+    (what the rate is when the steering starts, as a share of the trained file's)."""
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -240,7 +251,19 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
     sched = Schedule(cfg, start)
     b1, b2 = ADAM_BETAS
     step = 0
+    anchored = rate_model is None or not cfg.target_bits
     while step < sched.total:
+        if not anchored and step >= STEER_FROM * sched.total:
+            anchored = True
+            with torch.no_grad():
+                frame_bits = _group_rate(model, lat, window, starts, cfg.rate_fraction, cfg.seed)
+            seen[:] = True
+            was = sched.lam
+            sched.lam, expected = reanchored(rate_model, sched.lam, float(frame_bits.sum()),
+                                             NOISE_PHASE_AIM * early_rate * cfg.target_bits)
+            sched.anchor = sched.lam
+            _restep(model, lat, moments, math.sqrt(was / sched.lam))
+            frame_bits *= expected  # what the rate should come to at the new lam, until measured again
         ratio = sched.lr_ratio(step)
         opt.param_groups[0]["lr"] = cfg.net_lr * ratio
         hard = sched.hard(step)
@@ -319,6 +342,54 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
                     for lv, p, _ in layout.grids()] for t in range(frames)]
     return ClipFitResult(syn, ctx, out_latents, step, sched.lam, time.perf_counter() - start, sched.estimated,
                          None if pred is None else np.rint(pred.numpy() * 255.0).astype(np.uint8))
+
+
+def reanchored(rate_model: Callable[[float], float], lam: float, measured: float, aim: float) -> tuple[float, float]:
+    """(lam, factor): the lam at which the measured rate, scaled as rate_model says the
+    rate scales with lam, meets `aim`, and the factor the rate is expected to change by.
+    Kept within REANCHOR_RANGE of `lam` either way (the model is of the starting pyramid)."""
+    at = rate_model(lam)
+    if not (measured > 0 and at > 0):
+        return lam, 1.0
+    new = bisect_lambda(rate_model, at * aim / measured)
+    new = float(np.clip(new, lam / REANCHOR_RANGE, lam * REANCHOR_RANGE))
+    return new, rate_model(new) / at
+
+
+def _restep(model: ClipModel, lat: list[torch.Tensor], moments: list[tuple[torch.Tensor, torch.Tensor]],
+            s: float) -> None:
+    """The quantisation step of every level times 1/s (lam's steps scale as its square root):
+    the latents (and their Adam moments) times s, the synthesis' gains times 1/s, so that
+    the output is as it was, and each grid's starting Laplace moved with its latents. The
+    steps are chosen with the starting lam: steering lam alone barely moves the rate once
+    the latents have trained in them (carphone started at a fifth of its lam ended at 2.6x
+    its budget, docs/video.md)."""
+    if s == 1.0:
+        return
+    with torch.no_grad():
+        for z, (m, v) in zip(lat, moments):
+            z.mul_(s)
+            m.mul_(s)
+            v.mul_(s * s)
+        model.gains = [g / s for g in model.gains]
+        grid = model.ctx["c_grid"]
+        grid[:, 0] *= s
+        grid[:, 1] += math.log(s)
+
+
+def _group_rate(model: ClipModel, lat: list[torch.Tensor], window: int, starts: list[bool] | None,
+                fraction: float, seed: int) -> torch.Tensor:
+    """Every frame's estimated bits with its latents rounded (frames,), window by window (a
+    generator of its own: the training's random stream is left as it was)."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    frames = lat[0].shape[1]
+    out = torch.zeros(frames)
+    for t0 in range(0, frames, window):
+        t1 = min(frames, t0 + window)
+        before = [torch.round(z[:, t0 - 1:t0]) for z in lat] if t0 and not (starts and starts[t0]) else None
+        out[t0:t1] = model.window_bits([torch.round(z[:, t0:t1]) for z in lat], before, fraction, gen,
+                                       None if starts is None else starts[t0:t1])
+    return out
 
 
 def _rounded_frames(layout: Layout, lat: list[torch.Tensor]) -> list[list[np.ndarray]]:

@@ -31,6 +31,7 @@ class Schedule:
         self.cfg, self.start = cfg, start
         self.total = max(1, cfg.iters)
         self.lam = cfg.lam
+        self.anchor = cfg.lam  # lam is steered within cfg.steer_range of this
         self.rate: float | None = None
         self.mse: float | None = None
         self.estimated: float | None = None  # the first estimate of the whole encode's seconds
@@ -88,7 +89,7 @@ class Schedule:
             self.lam *= float(np.clip(self.rate / (aim * self.cfg.target_bits), 0.9, 1.11))
             if self.cfg.steer_range:
                 r = self.cfg.steer_range
-                self.lam = float(np.clip(self.lam, self.cfg.lam / r, self.cfg.lam * r))
+                self.lam = float(np.clip(self.lam, self.anchor / r, self.anchor * r))
 
     def steer_distortion(self, step: int, mse: float) -> None:
         """--psnr, in the rounding phase: steer lam so the step's (sampled) MSE lands on

@@ -241,7 +241,7 @@ def test_the_prediction_is_refreshed_at_the_forced_shares_however_slow(monkeypat
     steps = []
     original = fit.fit_clip
 
-    def spy(layout, part, cfg, progress=None, prediction=None):
+    def spy(layout, part, cfg, progress=None, prediction=None, *rest):
         inner = prediction.refresh
         count = {"step": 0}
 
@@ -255,7 +255,7 @@ def test_the_prediction_is_refreshed_at_the_forced_shares_however_slow(monkeypat
                 progress(step, total, psnr)
 
         prediction.refresh = refresh
-        return original(layout, part, cfg, report, prediction)
+        return original(layout, part, cfg, report, prediction, *rest)
 
     monkeypatch.setattr(fit, "fit_clip", spy)  # encoder7 imports it when it encodes
     encode_clip(panning(t=4), EncodeOptions(bpp=0.5, preset="fast", iters=40, device="cpu"))
