@@ -78,7 +78,13 @@ REFRESH_COST = 0.1  # the prediction is refreshed when that keeps its share of t
 # refresh costs seconds, and the P frames trained against predictions made from nearly
 # untrained latents (docs/video.md, bikes)
 FORCED_REFRESH = (0.5, 0.75, 0.9)
-REANCHOR_RANGE = 16.0  # fit_clip(rate_model=...): the most lam moves when it is re-anchored
+# fit_clip(rate_model=...): lam is re-anchored only when the group's rate is more than
+# REANCHOR_ABOVE x its aim when the steering starts (a start far too low: bikes' at 3.6x),
+# and moves at most REANCHOR_RANGE. Moving it down, or up from closer (carphone: 0.52-1.0x at
+# both presets, 2.27x at 0.025 bpp --preset fast), gained nothing on carphone at --preset fast
+# and cost 0.9 / 3.6 dB at 0.1 / 0.25 bpp at the default preset (docs/video.md)
+REANCHOR_ABOVE = 2.5
+REANCHOR_RANGE = 16.0
 
 
 KEEP_BELOW = 0.75  # warm start: a latent this close (in steps) to the previous frame's takes its value
@@ -345,11 +351,12 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
 
 
 def reanchored(rate_model: Callable[[float], float], lam: float, measured: float, aim: float) -> tuple[float, float]:
-    """(lam, factor): the lam at which the measured rate, scaled as rate_model says the
-    rate scales with lam, meets `aim`, and the factor the rate is expected to change by.
-    Kept within REANCHOR_RANGE of `lam` either way (the model is of the starting pyramid)."""
+    """(lam, factor): where the measured rate is more than REANCHOR_ABOVE x `aim`, the lam
+    at which it, scaled as rate_model says the rate scales with lam, meets `aim`, and the
+    factor the rate is expected to change by; kept within REANCHOR_RANGE of `lam` (the
+    model is of the starting pyramid). Otherwise `lam` as it is and 1."""
     at = rate_model(lam)
-    if not (measured > 0 and at > 0):
+    if not (measured > REANCHOR_ABOVE * aim and at > 0):
         return lam, 1.0
     new = bisect_lambda(rate_model, at * aim / measured)
     new = float(np.clip(new, lam / REANCHOR_RANGE, lam * REANCHOR_RANGE))
