@@ -43,8 +43,9 @@ def test_lam_is_reanchored_as_the_rate_model_scales_and_within_its_range():
     assert lam == pytest.approx(0.04, rel=1e-3) and factor == pytest.approx(0.25, rel=1e-3)
     lam, _ = fit.reanchored(rate, 0.01, measured=1e6, aim=1.0)  # far off: at most REANCHOR_RANGE
     assert lam == pytest.approx(0.01 * fit.REANCHOR_RANGE)
-    # near the aim, or under it, lam is left where it started
-    assert fit.reanchored(rate, 0.01, measured=0.9 * fit.REANCHOR_ABOVE * 1000.0, aim=1000.0) == (0.01, 1.0)
+    lam, factor = fit.reanchored(rate, 0.01, measured=1100.0, aim=1000.0)  # a little over: a little up
+    assert lam == pytest.approx(0.011, rel=1e-3) and factor == pytest.approx(1 / 1.1, rel=1e-3)
+    # under its aim, lam is left where it started (never a finer step)
     assert fit.reanchored(rate, 0.01, measured=200.0, aim=1000.0) == (0.01, 1.0)
     assert fit.reanchored(rate, 0.01, measured=0.0, aim=1.0) == (0.01, 1.0)
 
