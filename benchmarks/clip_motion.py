@@ -14,6 +14,10 @@ Variants (module constants of the clip encoder, set before the encode):
   unchained format 7 with each P frame's motion matched against the source frame before it
   visits=X format 7 with this share of the steps training an intra frame alone (clip/fit.INTRA_VISITS)
   steer=R  format 7 with lam steered within R times its start either way (encoder7.STEER_RANGE)
+  anchor=R,E  lam re-anchored at most R times up (clip/fit.REANCHOR_RANGE; 1: measured, not
+           moved), aiming at E x the target (encoder7.EARLY_RATE)
+  lamx=F   every group's starting lam times F (a start as far off as bikes')
+Variants joined by "+" apply together: b:lamx=0.2+anchor=1,1
 
     OMP_NUM_THREADS=1 python benchmarks/clip_motion.py --frames 0:32 --bpp 0.1 --preset fast v4 motion nosearch
 
@@ -165,9 +169,6 @@ def main() -> None:
         if done.returncode:
             print(f"| {v} | failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''} |", flush=True)
             continue
-        for line in done.stderr.splitlines():  # what the encoder traced (ASMR_TRACE=1)
-            if line.startswith("TRACE"):
-                print(f"  {v}: {line}", flush=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
         m = r["motion_modes"]
         modes = "-" if not m else f"{m['none']}/{m['global']}/{m['field']}"

@@ -286,7 +286,7 @@ def fit_clip(layout: Layout, clip: np.ndarray, cfg: LatentFitConfig,
             zs = [z + (torch.round(z) - z).detach() for z in win]
         else:
             zs = [z + torch.rand(z.shape, generator=gen) - 0.5 for z in win]
-        before = [torch.round(z[:, t0 - 1:t0]) for z in lat] if t0 and not (starts and starts[t0]) else None
+        before = _before(lat, t0, starts)
         win_starts = None if starts is None else starts[t0:t1]
         n = span * per
         if n > SAMPLE_ABOVE and cfg.pixel_fraction < 1:
@@ -383,6 +383,12 @@ def _restep(model: ClipModel, lat: list[torch.Tensor], moments: list[tuple[torch
         grid[:, 1] += math.log(s)
 
 
+def _before(lat: list[torch.Tensor], t0: int, starts: list[bool] | None) -> list[torch.Tensor] | None:
+    """The rounded latents of the frame before a window starting at t0, its temporal context
+    (None at the group's start or a segment's)."""
+    return [torch.round(z[:, t0 - 1:t0]) for z in lat] if t0 and not (starts and starts[t0]) else None
+
+
 def _group_rate(model: ClipModel, lat: list[torch.Tensor], window: int, starts: list[bool] | None,
                 fraction: float, seed: int) -> torch.Tensor:
     """Every frame's estimated bits with its latents rounded (frames,), window by window (a
@@ -392,7 +398,7 @@ def _group_rate(model: ClipModel, lat: list[torch.Tensor], window: int, starts: 
     out = torch.zeros(frames)
     for t0 in range(0, frames, window):
         t1 = min(frames, t0 + window)
-        before = [torch.round(z[:, t0 - 1:t0]) for z in lat] if t0 and not (starts and starts[t0]) else None
+        before = _before(lat, t0, starts)
         out[t0:t1] = model.window_bits([torch.round(z[:, t0:t1]) for z in lat], before, fraction, gen,
                                        None if starts is None else starts[t0:t1])
     return out
